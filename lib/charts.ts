@@ -1,0 +1,323 @@
+/**
+ * Charts as real notebook outputs: typed Vega-Lite v5 builders, an SVG rendered by vega in
+ * Node, and {@link show}, which sends ONE display_data bundle holding
+ * `application/vnd.vegalite.v5+json` (interactive in JupyterLab), `image/svg+xml` (nbconvert
+ * HTML, classic Notebook, GitHub) and `text/plain` (a one-line summary).
+ */
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import pl from 'nodejs-polars';
+import { describeDevice, deviceLabel, type DeviceInfo } from './device';
+
+/** A Vega-Lite v5 top-level spec (re-exported so notebooks need no vega-lite import). */
+export type ChartSpec = TopLevelSpec;
+
+/** A row of chart data. */
+export type Row = Record<string, string | number | boolean | null | undefined>;
+
+/** Chart data: records, or a polars DataFrame (read with `toRecords()`). */
+export type ChartData = readonly Row[] | pl.DataFrame;
+
+/** The Vega-Lite schema URL of every spec built here (v5: what JupyterLab 4 renders). */
+export const VEGA_LITE_SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
+
+/** The MIME type JupyterLab 4 renders Vega-Lite 5 specs under. */
+export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
+
+/** Options every builder takes. */
+export interface CommonOptions {
+  title: string;
+  /** Extra lines under the title: device and dataset labels go here. */
+  subtitle?: string | string[];
+  width?: number;
+  height?: number;
+}
+
+/** A field-encoding option: the column name, and optionally its axis title. */
+export interface Field {
+  field: string;
+  title?: string;
+}
+
+function toRows(data: ChartData): Row[] {
+  if (Array.isArray(data)) return [...(data as Row[])];
+  if (typeof (data as { toRecords?: unknown }).toRecords === 'function') {
+    return (data as pl.DataFrame).toRecords().map((r) => {
+      const row: Row = {};
+      for (const [k, v] of Object.entries(r)) {
+        row[k] = typeof v === 'bigint' ? Number(v) : (v as Row[string]);
+      }
+      return row;
+    });
+  }
+  throw new Error('charts: data must be an array of records or a polars DataFrame');
+}
+
+function f(x: string | Field): Field {
+  return typeof x === 'string' ? { field: x } : x;
+}
+
+function header(o: CommonOptions) {
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: o.subtitle ? { text: o.title, subtitle: o.subtitle, subtitleColor: '#555' } : o.title,
+    width: o.width ?? 480,
+    height: o.height ?? 280,
+  };
+}
+
+/**
+ * The subtitle line that labels where the numbers came from: backend, device and dataset.
+ * Every measured chart should carry it.
+ */
+export function provenance(dataset?: string, device: DeviceInfo = describeDevice()): string {
+  return `measured on ${deviceLabel(device)}${dataset ? ` · data: ${dataset}` : ''}`;
+}
+
+/** Options for {@link barChart}. */
+export interface BarOptions extends CommonOptions {
+  data: ChartData;
+  /** Category axis. */
+  x: string | Field;
+  /** Value axis (e.g. the median). */
+  y: string | Field;
+  /** Optional colour (and grouping) field. */
+  color?: string | Field;
+  /** Error bar low/high fields (e.g. `min`/`max`). */
+  errorLow?: string;
+  errorHigh?: string;
+  logY?: boolean;
+  /** Sort categories as given (default) or by value. */
+  sortByValue?: boolean;
+}
+
+/** Bars with optional error bars (min–max or any low/high pair) and grouped colours. */
+export function barChart(o: BarOptions): ChartSpec {
+  const x = f(o.x);
+  const y = f(o.y);
+  const values = toRows(o.data);
+  const color = o.color ? f(o.color) : undefined;
+  const xEnc = {
+    field: x.field,
+    type: 'nominal' as const,
+    title: x.title ?? x.field,
+    sort: o.sortByValue ? { field: y.field, op: 'max' as const, order: 'descending' as const } : null,
+    axis: { labelAngle: -30 },
+  };
+  const yScale = o.logY ? { type: 'log' as const } : { zero: true };
+  const layers: unknown[] = [
+    {
+      mark: { type: 'bar', tooltip: true },
+      encoding: {
+        x: xEnc,
+        y: { field: y.field, type: 'quantitative', title: y.title ?? y.field, scale: yScale },
+        ...(color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field }, xOffset: { field: color.field } } : {}),
+      },
+    },
+  ];
+  if (o.errorLow && o.errorHigh) {
+    layers.push({
+      mark: { type: 'rule', color: '#222', strokeWidth: 1.5 },
+      encoding: {
+        x: xEnc,
+        y: { field: o.errorLow, type: 'quantitative', title: y.title ?? y.field, scale: yScale },
+        y2: { field: o.errorHigh },
+        ...(color ? { xOffset: { field: color.field } } : {}),
+      },
+    });
+  }
+  return { ...header(o), data: { values }, layer: layers } as ChartSpec;
+}
+
+/** Options for {@link lineChart}. */
+export interface LineOptions extends CommonOptions {
+  data: ChartData;
+  x: string | Field;
+  y: string | Field;
+  color?: string | Field;
+  logX?: boolean;
+  logY?: boolean;
+  /** Draw a point at each datum (default true). */
+  points?: boolean;
+  /** Shade a band between two fields (e.g. min and max). */
+  bandLow?: string;
+  bandHigh?: string;
+  /** Treat x as nominal/ordinal instead of quantitative. */
+  xType?: 'quantitative' | 'ordinal' | 'temporal';
+}
+
+/** Lines over epochs, batch sizes, time …; one line per `color` value, optional min–max band. */
+export function lineChart(o: LineOptions): ChartSpec {
+  const x = f(o.x);
+  const y = f(o.y);
+  const color = o.color ? f(o.color) : undefined;
+  const xEnc = {
+    field: x.field,
+    type: o.xType ?? 'quantitative',
+    title: x.title ?? x.field,
+    ...(o.logX ? { scale: { type: 'log' } } : {}),
+  };
+  const colorEnc = color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field } } : {};
+  const layers: unknown[] = [];
+  if (o.bandLow && o.bandHigh) {
+    layers.push({
+      mark: { type: 'area', opacity: 0.2 },
+      encoding: { x: xEnc, y: { field: o.bandLow, type: 'quantitative', ...(o.logY ? { scale: { type: 'log' } } : {}) }, y2: { field: o.bandHigh }, ...colorEnc },
+    });
+  }
+  layers.push({
+    mark: { type: 'line', point: o.points ?? true, tooltip: true },
+    encoding: {
+      x: xEnc,
+      y: { field: y.field, type: 'quantitative', title: y.title ?? y.field, ...(o.logY ? { scale: { type: 'log' } } : {}) },
+      ...colorEnc,
+    },
+  });
+  return { ...header(o), data: { values: toRows(o.data) }, layer: layers } as ChartSpec;
+}
+
+/** Options for {@link scatterChart}. */
+export interface ScatterOptions extends CommonOptions {
+  data: ChartData;
+  x: string | Field;
+  y: string | Field;
+  color?: string | Field;
+  /** A text label drawn beside each point. */
+  label?: string;
+  logX?: boolean;
+  logY?: boolean;
+  /**
+   * Draw the Pareto frontier: points not beaten on both axes. `'min-x-max-y'` (default) suits
+   * time (x, lower is better) vs accuracy (y, higher is better).
+   */
+  frontier?: boolean | 'min-x-max-y' | 'min-x-min-y';
+}
+
+/**
+ * The Pareto frontier of `rows`: for `'min-x-max-y'`, the points for which no other point has
+ * both a smaller-or-equal x and a larger y. Sorted by x.
+ */
+export function paretoFrontier<T extends Row>(rows: readonly T[], x: string, y: string, kind: 'min-x-max-y' | 'min-x-min-y' = 'min-x-max-y'): T[] {
+  const sorted = [...rows].sort((a, b) => Number(a[x]) - Number(b[x]) || (kind === 'min-x-max-y' ? Number(b[y]) - Number(a[y]) : Number(a[y]) - Number(b[y])));
+  const out: T[] = [];
+  let best = kind === 'min-x-max-y' ? -Infinity : Infinity;
+  for (const r of sorted) {
+    const v = Number(r[y]);
+    if (kind === 'min-x-max-y' ? v > best : v < best) {
+      out.push(r);
+      best = v;
+    }
+  }
+  return out;
+}
+
+/** Scatter plot with optional point labels and a Pareto frontier line. */
+export function scatterChart(o: ScatterOptions): ChartSpec {
+  const x = f(o.x);
+  const y = f(o.y);
+  const color = o.color ? f(o.color) : undefined;
+  const values = toRows(o.data);
+  const xEnc = { field: x.field, type: 'quantitative', title: x.title ?? x.field, scale: o.logX ? { type: 'log' } : { zero: false } };
+  const yEnc = { field: y.field, type: 'quantitative', title: y.title ?? y.field, scale: o.logY ? { type: 'log' } : { zero: false } };
+  const layers: unknown[] = [
+    {
+      mark: { type: 'point', filled: true, size: 70, tooltip: true },
+      encoding: { x: xEnc, y: yEnc, ...(color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field } } : {}) },
+    },
+  ];
+  if (o.label) {
+    layers.push({ mark: { type: 'text', dx: 6, align: 'left', fontSize: 10 }, encoding: { x: xEnc, y: yEnc, text: { field: o.label } } });
+  }
+  if (o.frontier) {
+    const kind = o.frontier === true ? 'min-x-max-y' : o.frontier;
+    layers.push({
+      data: { values: paretoFrontier(values, x.field, y.field, kind) },
+      mark: { type: 'line', strokeDash: [4, 3], color: '#888' },
+      encoding: { x: xEnc, y: yEnc },
+    });
+  }
+  return { ...header(o), data: { values }, layer: layers } as ChartSpec;
+}
+
+/** Compile a Vega-Lite spec to Vega; throws naming the chart and vega-lite's message if the spec is invalid. */
+export function compile(spec: ChartSpec): vega.Spec {
+  try {
+    return vl.compile(spec).spec;
+  } catch (err) {
+    throw new Error(`Vega-Lite could not compile chart "${summaryLine(spec)}": ${(err as Error).message}`);
+  }
+}
+
+/** Render a Vega-Lite spec to an SVG string with vega in Node (no browser, no canvas). */
+export async function toSvg(spec: ChartSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec)), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** The one-line text/plain part of a chart bundle. */
+export function summaryLine(spec: ChartSpec): string {
+  const t = (spec as { title?: unknown }).title;
+  const title = typeof t === 'string' ? t : t && typeof t === 'object' && 'text' in t ? String((t as { text: unknown }).text) : 'chart';
+  const values = (spec as { data?: { values?: unknown[] } }).data?.values;
+  return `[chart] ${title}${values ? ` (${values.length} data points)` : ''}`;
+}
+
+/** A display bundle: MIME type → content. */
+export type MimeBundle = Record<string, unknown>;
+
+/** Build the three-part bundle for `spec`: Vega-Lite v5 object, SVG and a text summary. */
+export async function bundle(spec: ChartSpec): Promise<MimeBundle> {
+  return {
+    [VEGALITE_MIME]: spec,
+    'image/svg+xml': await toSvg(spec),
+    'text/plain': summaryLine(spec),
+  };
+}
+
+type WriteDisplayData = (data: { data: MimeBundle; metadata: Record<string, unknown>; transient: Record<string, unknown> }, update: boolean) => void;
+
+/**
+ * The display writer of the tslab kernel this code runs in, or null outside a kernel. It is
+ * looked up among loaded modules first, so it is found even when the kernel is a different tslab
+ * install (global, or another checkout) than the one this library would `require`.
+ */
+function kernelDisplayWriter(): WriteDisplayData | null {
+  const candidates = Object.keys(require.cache).filter((k) => /[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(k));
+  for (const key of candidates) {
+    const w = (require.cache[key]?.exports as { lastWriteDisplayData?: WriteDisplayData | null } | undefined)?.lastWriteDisplayData;
+    if (typeof w === 'function') return w;
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const w = (require('tslab/dist/jupyter') as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData;
+    return typeof w === 'function' ? w : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Send a multi-MIME bundle to the notebook as ONE display_data message, through tslab's
+ * internal `lastWriteDisplayData` (the public `display.*` API sends one MIME type per output).
+ * Returns false when not running inside a tslab kernel.
+ */
+export function sendBundle(data: MimeBundle): boolean {
+  const write = kernelDisplayWriter();
+  if (!write) return false;
+  write({ data, metadata: {}, transient: {} }, false);
+  return true;
+}
+
+/**
+ * Show a chart in the notebook: one display bundle (Vega-Lite v5 + SVG + text). Outside a
+ * notebook it prints the text summary. (Use {@link bundle} to get the bundle itself.)
+ */
+export async function show(spec: ChartSpec): Promise<void> {
+  const b = await bundle(spec);
+  if (!sendBundle(b)) console.log(String(b['text/plain']));
+}

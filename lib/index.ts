@@ -1,0 +1,18 @@
+/**
+ * gpulab: the shared library of the notebooks. One line in the first cell imports it all:
+ *
+ * ```ts
+ * import { tf, pl, device, timing, charts, nb, results, env } from 'gpulab';
+ * ```
+ *
+ * `tf` and `pl` are the same TensorFlow.js and nodejs-polars instances the library uses.
+ */
+export * as tf from '@tensorflow/tfjs';
+export { default as pl } from 'nodejs-polars';
+export * as device from './device';
+export * as timing from './timing';
+export * as charts from './charts';
+export * as results from './results';
+export * as env from './env';
+export * as nb from './notebook';
+export { setup } from './notebook';

@@ -1,0 +1,95 @@
+/**
+ * Notebook output helpers: markdown, visible notices, tables and the device banner every
+ * notebook opens with. Inside tslab they send display_data; elsewhere they print text.
+ */
+import type { DeviceInfo } from './device';
+import { deviceLabel, listBackends, useBackend, type BackendName } from './device';
+import { modeLabel } from './env';
+import { sendBundle, type Row } from './charts';
+
+function send(mime: 'text/markdown' | 'text/html', content: string, plain: string): void {
+  if (!sendBundle({ [mime]: content, 'text/plain': plain })) console.log(plain);
+}
+
+/** Show markdown text as a notebook output. */
+export function markdown(text: string): void {
+  send('text/markdown', text, text);
+}
+
+/**
+ * A visible notice (a highlighted block), for things a reader must not miss: generated
+ * stand-in data, a backend fallback, a missing tool.
+ */
+export function notice(text: string): void {
+  send('text/markdown', `> **⚠ Notice:** ${text}`, `NOTICE: ${text}`);
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function fmt(v: unknown, digits: number): string {
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(digits - 1) : v.toPrecision(digits);
+  }
+  if (typeof v === 'bigint') return v.toString();
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/** Render rows as a plain-text table (what `table` prints outside a notebook, and its text/plain). */
+export function textTable(rows: readonly Row[], options: { digits?: number } = {}): string {
+  if (rows.length === 0) return '(no rows)';
+  const cols = Object.keys(rows[0]);
+  const cells = rows.map((r) => cols.map((c) => fmt(r[c], options.digits ?? 4)));
+  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i].length)));
+  const line = (xs: string[]) => xs.map((x, i) => x.padEnd(widths[i])).join('  ');
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/** Show rows as an HTML table (with a text/plain twin). Numbers get `digits` significant digits. */
+export function table(rows: readonly Row[], options: { digits?: number; caption?: string } = {}): void {
+  const digits = options.digits ?? 4;
+  const cols = rows.length ? Object.keys(rows[0]) : [];
+  const html =
+    `<table>${options.caption ? `<caption>${esc(options.caption)}</caption>` : ''}` +
+    `<thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>` +
+    rows.map((r) => `<tr>${cols.map((c) => `<td>${esc(fmt(r[c], digits))}</td>`).join('')}</tr>`).join('') +
+    `</tbody></table>`;
+  send('text/html', html, (options.caption ? `${options.caption}\n` : '') + textTable(rows, { digits }));
+}
+
+/** The banner text for a device: backend, device, cores, versions, mode. */
+export function bannerText(info: DeviceInfo): string {
+  const v = info.versions;
+  return [
+    `Backend: ${deviceLabel(info)}`,
+    `Machine: ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB, ${info.platform}`,
+    `Versions: tfjs ${v.tfjs} (${v.backendPackage ?? 'core'}), Node ${v.node}, tslab ${v.tslab ?? 'n/a'}`,
+    `Mode: ${modeLabel()}`,
+  ].join('\n');
+}
+
+/**
+ * The first call of every notebook: pick the backend (fastest, or `GPULAB_BACKEND`), print the
+ * device banner, and show a notice if the requested backend fell back.
+ */
+export async function setup(request?: BackendName | 'auto'): Promise<DeviceInfo> {
+  const info = await useBackend(request);
+  console.log(bannerText(info));
+  if (info.fallbackNote) notice(info.fallbackNote);
+  return info;
+}
+
+/** Rows describing every backend probe, for a table: name, available, device, rank, reason. */
+export async function backendTable(): Promise<Row[]> {
+  return (await listBackends()).map((p) => ({
+    backend: p.name,
+    available: p.available,
+    accelerator: p.accelerator,
+    device: p.deviceName || '—',
+    rank: p.rank,
+    note: p.reason ?? '',
+  }));
+}

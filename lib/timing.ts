@@ -1,0 +1,128 @@
+/**
+ * One honest benchmark helper that every figure in the collection goes through:
+ * warm-up runs, a device sync after every run, then N timed repeats.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { describeDevice, type DeviceInfo } from './device';
+
+/** What a timed function may return: tensors are synced (awaited `data()`) and disposed. */
+export type Syncable = tf.Tensor | tf.Tensor[] | number | void | undefined | { [k: string]: tf.Tensor };
+
+/** Options for {@link benchmark}. */
+export interface BenchmarkOptions {
+  /** Untimed runs first (JIT, shader compilation, allocator warm-up). Default 2. */
+  warmup?: number;
+  /** Timed runs. Default 5. */
+  repeats?: number;
+}
+
+/** The outcome of {@link benchmark}: every sample (seconds), their summary, and the device. */
+export interface Timing {
+  /** Wall seconds of each timed repeat, in run order. */
+  samples: number[];
+  median: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** The device that ran it. */
+  device: DeviceInfo;
+}
+
+/** Median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) throw new Error('median of an empty list');
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Summarise samples into {@link Timing} fields (no device). */
+export function summarize(samples: readonly number[]): Omit<Timing, 'device'> {
+  if (samples.length === 0) throw new Error('summarize: no samples');
+  return {
+    samples: [...samples],
+    median: median(samples),
+    min: Math.min(...samples),
+    max: Math.max(...samples),
+    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+  };
+}
+
+/**
+ * Wait until the device has finished the work behind `value`: read back every tensor
+ * (`await data()`), then dispose them. Numbers and void pass through.
+ */
+export async function sync(value: Syncable): Promise<void> {
+  const tensors: tf.Tensor[] =
+    value instanceof tf.Tensor
+      ? [value]
+      : Array.isArray(value)
+        ? value
+        : value && typeof value === 'object'
+          ? Object.values(value)
+          : [];
+  for (const t of tensors) await t.data();
+  for (const t of tensors) t.dispose();
+}
+
+/**
+ * Time `fn`: `warmup` untimed runs, then `repeats` timed runs. Each run is synced before the
+ * clock stops, so asynchronous GPU work is counted. Returns every sample in seconds.
+ *
+ * ```ts
+ * const t = await timing.benchmark(() => tf.matMul(a, b), { warmup: 2, repeats: 10 });
+ * t.median  // seconds
+ * ```
+ */
+export async function benchmark(
+  fn: () => Syncable | Promise<Syncable>,
+  options: BenchmarkOptions = {},
+): Promise<Timing> {
+  const warmup = options.warmup ?? 2;
+  const repeats = options.repeats ?? 5;
+  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`benchmark: repeats must be ≥ 1, got ${repeats}`);
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`benchmark: warmup must be ≥ 0, got ${warmup}`);
+  for (let i = 0; i < warmup; i++) await sync(await fn());
+  const samples: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = process.hrtime.bigint();
+    await sync(await fn());
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return { ...summarize(samples), device: describeDevice() };
+}
+
+/** Tensor and byte counts before and after a piece of work. */
+export interface LeakReport {
+  before: { numTensors: number; numBytes: number };
+  after: { numTensors: number; numBytes: number };
+  /** Tensors still alive that were not alive before. */
+  leakedTensors: number;
+  leakedBytes: number;
+}
+
+/**
+ * Run `fn` and report `tf.memory()` before and after. With `{ throwOnLeak: true }` a growth in
+ * `numTensors` throws (naming `label`), which is how tests catch leaks.
+ */
+export async function leakGuard<T>(
+  label: string,
+  fn: () => T | Promise<T>,
+  options: { throwOnLeak?: boolean } = {},
+): Promise<{ value: T; report: LeakReport }> {
+  const m0 = tf.memory();
+  const before = { numTensors: m0.numTensors, numBytes: m0.numBytes };
+  const value = await fn();
+  const m1 = tf.memory();
+  const after = { numTensors: m1.numTensors, numBytes: m1.numBytes };
+  const report: LeakReport = {
+    before,
+    after,
+    leakedTensors: after.numTensors - before.numTensors,
+    leakedBytes: after.numBytes - before.numBytes,
+  };
+  if (options.throwOnLeak && report.leakedTensors > 0) {
+    throw new Error(`${label}: leaked ${report.leakedTensors} tensors (${report.leakedBytes} bytes)`);
+  }
+  return { value, report };
+}

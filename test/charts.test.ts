@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pl from 'nodejs-polars';
+import * as charts from '../lib/charts';
+
+const rows = [
+  { backend: 'wasm', gflops: 17, lo: 15, hi: 18, epoch: 1, acc: 0.7, group: 'a' },
+  { backend: 'cpu', gflops: 0.5, lo: 0.4, hi: 0.6, epoch: 2, acc: 0.8, group: 'a' },
+  { backend: 'webgpu', gflops: 3, lo: 2, hi: 4, epoch: 3, acc: 0.85, group: 'b' },
+];
+
+function marks(svg: string): number {
+  return (svg.match(/role="graphics-symbol"/g) ?? []).length + (svg.match(/<path /g) ?? []).length;
+}
+
+test('every builder gives a Vega-Lite v5 spec that compiles and renders to SVG with marks', async () => {
+  const specs = [
+    charts.barChart({ title: 'bars', data: rows, x: 'backend', y: 'gflops', errorLow: 'lo', errorHigh: 'hi', sortByValue: true }),
+    charts.barChart({ title: 'grouped', data: rows, x: 'backend', y: 'gflops', color: 'group', logY: true }),
+    charts.lineChart({ title: 'lines', subtitle: 'sub', data: rows, x: 'epoch', y: 'acc', color: 'group', bandLow: 'lo', bandHigh: 'hi' }),
+    charts.scatterChart({ title: 'scatter', data: rows, x: 'gflops', y: 'acc', label: 'backend', frontier: true, logX: true }),
+  ];
+  for (const spec of specs) {
+    assert.equal((spec as { $schema?: string }).$schema, charts.VEGA_LITE_SCHEMA);
+    const vg = charts.compile(spec);
+    assert.ok(vg && typeof vg === 'object');
+    const svg = await charts.toSvg(spec);
+    assert.match(svg, /^<svg/);
+    assert.ok(marks(svg) >= 3, `expected marks in the SVG of ${charts.summaryLine(spec)}`);
+  }
+});
+
+test('charts accept a polars DataFrame', async () => {
+  const df = pl.DataFrame({ x: [1, 2, 3], y: [2, 4, 8] });
+  const spec = charts.lineChart({ title: 'df', data: df, x: 'x', y: 'y' });
+  assert.deepEqual((spec as { data: { values: unknown[] } }).data.values, [{ x: 1, y: 2 }, { x: 2, y: 4 }, { x: 3, y: 8 }]);
+  assert.match(await charts.toSvg(spec), /<svg/);
+});
+
+test('an invalid spec fails to compile with vega-lite\'s message', () => {
+  const bad = { $schema: charts.VEGA_LITE_SCHEMA, data: { values: [] }, mark: 'nonsense' } as unknown as charts.ChartSpec;
+  assert.throws(() => charts.compile(bad), /Vega-Lite could not compile chart "\[chart\] chart \(0 data points\)": /);
+});
+
+test('the bundle holds exactly vega-lite v5, SVG and text, and show() sends it as ONE message', async () => {
+  const spec = charts.barChart({ title: 'Throughput', data: rows, x: 'backend', y: 'gflops' });
+  const b = await charts.bundle(spec);
+  assert.deepEqual(Object.keys(b).sort(), ['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']);
+  assert.equal(b['application/vnd.vegalite.v5+json'], spec);
+  assert.equal(b['text/plain'], '[chart] Throughput (3 data points)');
+  // Outside a kernel there is no tslab writer: show() prints the summary instead.
+  const jupyter = require('tslab/dist/jupyter') as { lastWriteDisplayData: unknown };
+  assert.equal(charts.sendBundle(b), false);
+  const sent: unknown[] = [];
+  jupyter.lastWriteDisplayData = (msg: unknown) => sent.push(msg);
+  try {
+    await charts.show(spec);
+  } finally {
+    jupyter.lastWriteDisplayData = null;
+  }
+  assert.equal(sent.length, 1);
+  const msg = sent[0] as { data: Record<string, unknown> };
+  assert.deepEqual(Object.keys(msg.data).sort(), ['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']);
+});
+
+test('paretoFrontier keeps only points not beaten on both axes', () => {
+  const pts = [
+    { t: 1, acc: 0.5 }, { t: 2, acc: 0.7 }, { t: 3, acc: 0.6 }, { t: 4, acc: 0.9 }, { t: 5, acc: 0.9 },
+  ];
+  assert.deepEqual(charts.paretoFrontier(pts, 't', 'acc').map((p) => p.t), [1, 2, 4]);
+  assert.deepEqual(charts.paretoFrontier(pts, 't', 'acc', 'min-x-min-y').map((p) => p.t), [1]);
+});
+
+test('provenance labels backend, device and dataset', () => {
+  const line = charts.provenance('generated stand-in', {
+    backend: 'wasm', name: 'CPU X', adapter: null, software: false, accelerator: false, cores: 2, cpuModel: 'CPU X',
+    memoryGiB: 1, platform: 'linux-x64', versions: { tfjs: '4', node: '20', tslab: '1', backendPackage: null },
+  });
+  assert.equal(line, 'measured on wasm · CPU X (2 cores) · data: generated stand-in');
+});

@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import * as device from '../lib/device';
+
+test('listBackends finds wasm and cpu here and ranks wasm above cpu', async () => {
+  const probes = await device.listBackends({ refresh: true });
+  const names = probes.filter((p) => p.available).map((p) => p.name);
+  assert.ok(names.includes('wasm'), `available: ${names.join(',')}`);
+  assert.ok(names.includes('cpu'));
+  assert.ok(names.indexOf('wasm') < names.indexOf('cpu'), 'wasm ranks above cpu');
+  for (const p of probes.filter((x) => !x.available)) {
+    assert.ok(p.reason && p.reason.length > 0, `${p.name} unavailable without a reason`);
+  }
+});
+
+test('useBackend activates the requested backend and describeDevice reports it', async () => {
+  const info = await device.useBackend('cpu');
+  assert.equal(tf.getBackend(), 'cpu');
+  assert.equal(info.backend, 'cpu');
+  const d = device.describeDevice();
+  assert.equal(d.backend, 'cpu');
+  assert.equal(d.cores, os.cpus().length);
+  assert.equal(d.versions.tfjs, tf.version.tfjs);
+  assert.equal(d.versions.node, process.versions.node);
+  assert.match(d.versions.tslab ?? '', /^\d+\.\d+/);
+  assert.ok(d.name.length > 0);
+  await device.useBackend('wasm');
+  assert.equal(tf.getBackend(), 'wasm');
+});
+
+test('GPULAB_BACKEND forces a backend when no request is given', async () => {
+  process.env.GPULAB_BACKEND = 'cpu';
+  try {
+    const info = await device.useBackend();
+    assert.equal(info.backend, 'cpu');
+    assert.equal(tf.getBackend(), 'cpu');
+  } finally {
+    delete process.env.GPULAB_BACKEND;
+  }
+  const auto = await device.useBackend();
+  const best = (await device.listBackends()).find((p) => p.available);
+  assert.equal(auto.backend, best?.name);
+});
+
+test('an unavailable backend falls back and says what was missing and what ran instead', async () => {
+  const warn = console.warn;
+  console.warn = () => {};
+  device.registerBackendProvider({
+    name: 'tensorflow',
+    probe: async () => ({
+      name: 'tensorflow', available: false, accelerator: false, software: false, deviceName: '',
+      adapter: null, rank: -1, reason: '@tensorflow/tfjs-node-gpu is installed but cannot load libcudnn.so.8',
+    }),
+  });
+  try {
+    const info = await device.useBackend('tensorflow');
+    assert.notEqual(info.backend, 'tensorflow');
+    assert.match(info.fallbackNote ?? '', /'tensorflow' is unavailable: .*libcudnn\.so\.8/);
+    assert.match(info.fallbackNote ?? '', new RegExp(`Running on '${info.backend}' instead`));
+    const unknown = await device.useBackend('quantum');
+    assert.match(unknown.fallbackNote ?? '', /unknown/);
+  } finally {
+    console.warn = warn;
+    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow() });
+  }
+});
+
+test('probeTensorflow names a missing package, and a missing CUDA library', async () => {
+  const notInstalled = await device.probeTensorflow((id) => {
+    throw new Error(`Cannot find module '${id}'`);
+  });
+  assert.equal(notInstalled.available, false);
+  assert.match(notInstalled.reason ?? '', /@tensorflow\/tfjs-node-gpu is not installed/);
+  const noCuda = await device.probeTensorflow((id) => {
+    if (id.endsWith('-gpu')) throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');
+    throw new Error(`Cannot find module '${id}'`);
+  });
+  assert.equal(noCuda.available, false);
+  assert.match(noCuda.reason ?? '', /cannot load libcudart\.so\.11\.0/);
+  assert.equal(device.missingLibraryFrom('libcudnn.so.8: cannot open shared object file'), 'libcudnn.so.8');
+});
+
+test('activateBackend refuses a backend tfjs does not have', async () => {
+  await assert.rejects(device.activateBackend('no-such-backend'), /no-such-backend/);
+  await device.useBackend('wasm');
+});

@@ -1,0 +1,99 @@
+/**
+ * Every committed notebook is clean, and executes headless in quick mode with no error output
+ * and with every chart it promises (each `charts.show(` call) present as a full bundle.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT, tempDir } from './helpers';
+
+interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> }
+interface Cell { cell_type: string; source: string | string[]; outputs?: Output[]; execution_count?: number | null }
+interface Notebook { cells: Cell[]; metadata: { kernelspec?: { name?: string } } }
+
+const NB_DIR = path.join(ROOT, 'notebooks');
+const OUT = path.join(ROOT, 'build', 'test-notebooks');
+const notebooks = fs.readdirSync(NB_DIR).filter((f) => f.endsWith('.ipynb')).sort();
+const join = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : x ?? '');
+const read = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
+
+function runNotebooks(files: string[], out: string) {
+  return spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'run-notebooks.cjs'), '--out', out, ...files], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, GPULAB_QUICK: '1' },
+  });
+}
+
+test('there are notebooks, numbered in reading order', () => {
+  assert.ok(notebooks.length >= 1);
+  for (const f of notebooks) assert.match(f, /^\d\d-[a-z0-9-]+\.ipynb$/);
+});
+
+for (const file of notebooks) {
+  test(`${file} is committed clean and uses the tslab kernel`, () => {
+    const nb = read(path.join(NB_DIR, file));
+    assert.equal(nb.metadata.kernelspec?.name, 'tslab');
+    nb.cells.forEach((c, i) => {
+      if (c.cell_type !== 'code') return;
+      assert.deepEqual(c.outputs, [], `cell ${i} has outputs`);
+      assert.equal(c.execution_count, null, `cell ${i} has an execution count`);
+    });
+    const firstCode = nb.cells.find((c) => c.cell_type === 'code');
+    assert.match(join(firstCode?.source), /^import \{[^}]+\} from 'gpulab';$/m, 'first code cell imports gpulab in one line');
+  });
+
+  test(`${file} executes headless in quick mode with no error output and all its charts`, () => {
+    const r = runNotebooks([path.join('notebooks', file)], OUT);
+    assert.equal(r.status, 0, `notebook run failed:\n${r.stdout}\n${r.stderr}`);
+    const nb = read(path.join(OUT, file));
+    const promised = nb.cells.filter((c) => c.cell_type === 'code' && /charts\.show\(/.test(join(c.source))).length;
+    let bundles = 0;
+    nb.cells.forEach((c, i) => {
+      for (const o of c.outputs ?? []) {
+        assert.notEqual(o.output_type, 'error', `cell ${i} has an error output`);
+        if (o.output_type === 'stream' && o.name === 'stderr') {
+          assert.doesNotMatch(join(o.text), /(Error|Exception|Traceback|Unhandled)\b/, `cell ${i} wrote an error to stderr`);
+        }
+        const vl = o.data?.['application/vnd.vegalite.v5+json'];
+        if (vl) {
+          bundles++;
+          assert.equal(typeof vl, 'object', `cell ${i}: the Vega-Lite part must be a spec object`);
+          assert.match(join(o.data?.['image/svg+xml'] as string | string[]), /^<svg/, `cell ${i}: the SVG part is missing`);
+          assert.match(join(o.data?.['text/plain'] as string | string[]), /^\[chart\]/, `cell ${i}: the text part is missing`);
+        }
+      }
+    });
+    assert.ok(bundles >= promised, `${file}: ${promised} cells call charts.show but only ${bundles} chart bundles came out`);
+  });
+}
+
+test('the runner fails on a throwing cell, naming the notebook, the cell and the error', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const nb = {
+      cells: [
+        { cell_type: 'code', id: 'a', metadata: {}, execution_count: null, outputs: [], source: ['const x = 1 + 1;\n', 'x'] },
+        { cell_type: 'code', id: 'b', metadata: {}, execution_count: null, outputs: [], source: ["throw new Error('planted failure');"] },
+        { cell_type: 'code', id: 'c', metadata: {}, execution_count: null, outputs: [], source: ['3'] },
+      ],
+      metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
+      nbformat: 4,
+      nbformat_minor: 5,
+    };
+    const src = path.join(dir, 'broken.ipynb');
+    fs.writeFileSync(src, JSON.stringify(nb));
+    const out = path.join(dir, 'out');
+    const r = runNotebooks([src], out);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /broken\.ipynb .*FAILED in code cell 2/);
+    assert.match(r.stdout, /throw new Error\('planted failure'\)/);
+    assert.match(r.stdout, /error: [\s\S]*Error: planted failure/);
+    assert.ok(!fs.existsSync(path.join(out, 'broken.ipynb')), 'no executed copy for a failed run');
+    assert.ok(fs.existsSync(path.join(out, 'broken.failed.ipynb')), 'the partial run is kept for debugging');
+  } finally {
+    cleanup();
+  }
+});
