@@ -2,7 +2,7 @@
  * gpulab: the shared library of the notebooks. One line in the first cell imports it all:
  *
  * ```ts
- * import { tf, pl, device, timing, charts, nb, results, env } from 'gpulab';
+ * import { tf, pl, device, timing, charts, nb, results, env, data } from 'gpulab';
  * ```
  *
  * `tf` and `pl` are the same TensorFlow.js and nodejs-polars instances the library uses.
@@ -16,3 +16,21 @@ export * as results from './results';
 export * as env from './env';
 export * as nb from './notebook';
 export { setup } from './notebook';
+
+// --- data layer (issue 3) ---
+
+
+// --- training, wasm speed-ups (issue 4) ---
+
+
+// --- memory management, precision (issue 5) ---
+
+
+// --- transfer learning, pruning (issue 6) ---
+
+
+// --- monitoring and profiling (issue 7) ---
+
+
+// --- webgpu (issue 8) ---
+
