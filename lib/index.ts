@@ -21,6 +21,8 @@ export { setup } from './notebook';
 
 
 // --- training, wasm speed-ups (issue 4) ---
+export * as wasmFast from './wasm-fast';
+export * as flops from './flops';
 
 
 // --- memory management, precision (issue 5) ---
