@@ -23,6 +23,7 @@ export { setup } from './notebook';
 // --- training, wasm speed-ups (issue 4) ---
 export * as wasmFast from './wasm-fast';
 export * as flops from './flops';
+export * as train from './train';
 
 
 // --- memory management, precision (issue 5) ---
