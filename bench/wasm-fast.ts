@@ -33,8 +33,8 @@ async function main(): Promise<void> {
   ];
   const rows: Record<string, string | number>[] = [];
   for (const fast of [false, true]) {
-    if (fast) wasmFast.installFastMatMul();
-    else wasmFast.uninstallFastMatMul();
+    if (fast) wasmFast.installFastKernels();
+    else wasmFast.uninstallFastKernels();
     for (const s of shapes) {
       const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB });
       rows.push({ kernel: fast ? 'gpulab override' : 'stock', op: s.what, ms: r.timing.median * 1e3, gflops: r.gflops });

@@ -12,11 +12,12 @@
  * ```
  *
  * The loop is `optimizer.minimize` over batches from any iterable (preloaded `data.BatchSource`,
- * the naive per-sample pipeline, or {@link sliceBatches} over tensors), with per-batch and
+ * the naive per-sample pipeline, or `data.sliceTensorBatches` over tensors), with per-batch and
  * per-epoch callbacks, optional budgets (batches per epoch, wall seconds), and a data-vs-compute
  * time split. {@link fit} wraps `model.fit` with the same callbacks and epoch logs.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { Batch as DataBatch } from './data/batches';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models
@@ -139,63 +140,14 @@ export function denseWidths(model: tf.LayersModel): number[] {
 // Batches
 // ---------------------------------------------------------------------------------------------
 
-/** One batch: inputs and targets (one-hot for classification). */
-export interface Batch {
-  xs: tf.Tensor;
-  ys: tf.Tensor;
-}
-
-/** Where the loop gets each epoch's batches from: e.g. `(e) => source.epoch(e)`. */
-export type BatchesForEpoch = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
+/** One batch: inputs and targets (one-hot or integer labels for classification). */
+export type Batch = DataBatch;
 
 /**
- * Batches over tensors that are already in memory (e.g. random data or a small table), by
- * row slices; optionally shuffled per epoch with a seeded permutation (then by gather).
- * For Fashion-MNIST use `data.BatchSource`, which never materialises the whole set as one tensor.
+ * Where the loop gets each epoch's batches from, e.g. `(e) => source.epoch(e)` for a
+ * `data.BatchSource`, or `(e) => data.sliceTensorBatches(xs, ys, { batchSize, epochIndex: e })`.
  */
-export function sliceBatches(xs: tf.Tensor, ys: tf.Tensor, batchSize: number, options: { shuffle?: boolean; seed?: number } = {}): BatchesForEpoch {
-  const n = xs.shape[0];
-  if (ys.shape[0] !== n) throw new Error(`sliceBatches: xs has ${n} rows but ys has ${ys.shape[0]}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`sliceBatches: batchSize must be a positive integer, got ${batchSize}`);
-  return function* (epoch: number) {
-    const order = options.shuffle ? permutation(n, (options.seed ?? 0) * 1000003 + epoch) : null;
-    for (let start = 0; start < n; start += batchSize) {
-      const size = Math.min(batchSize, n - start);
-      if (order) {
-        const idx = tf.tensor1d(order.subarray(start, start + size), 'int32');
-        const batch = { xs: tf.gather(xs, idx), ys: tf.gather(ys, idx) };
-        idx.dispose();
-        yield batch;
-      } else {
-        yield {
-          xs: tf.slice(xs, [start, ...xs.shape.slice(1).map(() => 0)], [size, ...xs.shape.slice(1)]),
-          ys: tf.slice(ys, [start, ...ys.shape.slice(1).map(() => 0)], [size, ...ys.shape.slice(1)]),
-        };
-      }
-    }
-  };
-}
-
-/** A seeded random permutation of 0..n−1 (mulberry32 + Fisher–Yates). */
-export function permutation(n: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = out[i];
-    out[i] = out[j];
-    out[j] = t;
-  }
-  return out;
-}
+export type BatchesForEpoch = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
 
 // ---------------------------------------------------------------------------------------------
 // The custom training loop

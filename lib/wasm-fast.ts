@@ -5,7 +5,7 @@
  *    `transposeB` (exactly what autodiff emits in every backward pass) runs a scalar loop at
  *    ≈1.5–2 GFLOP/s, while the same product untransposed runs through XNNPACK at ≈20+. So
  *    `model.fit` and `optimizer.minimize` train ≈5× slower than the matmul peak allows.
- *    {@link installFastMatMul} registers kernel overrides for `BatchMatMul` and `_FusedMatMul`
+ *    {@link installFastKernels} registers kernel overrides for `BatchMatMul` and `_FusedMatMul`
  *    that transpose the operand explicitly (a cheap memory pass) and then call the original
  *    kernel's fast untransposed path. A batched left operand times a shared right operand is
  *    folded into one 2-D product, which also takes the fast path. It is installed automatically
@@ -20,8 +20,8 @@
  *    first initialises, or it re-creates the backend (every wasm tensor is lost).
  *
  * ```ts
- * wasmFast.isFastMatMulInstalled();      // true once wasm was selected through gpulab
- * wasmFast.uninstallFastMatMul();        // measure the stock kernels ("before")
+ * wasmFast.fastKernelsInstalled();      // true once wasm was selected through gpulab
+ * wasmFast.uninstallFastKernels();        // measure the stock kernels ("before")
  * await wasmFast.enableWasmThreads(2);   // then device.useBackend('wasm')
  * ```
  */
@@ -44,7 +44,7 @@ export const OVERRIDDEN_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMatM
 
 const originals = new Map<string, tf.KernelConfig>();
 let installed = false;
-/** How many matmuls took each route since the last {@link resetMatMulStats}. */
+/** How many matmuls took each route since the last {@link resetKernelStats}. */
 const stats = { transposedA: 0, transposedB: 0, folded: 0, passthrough: 0, slices: 0 };
 
 function loadWasmPackage(): typeof import('@tensorflow/tfjs-backend-wasm') {
@@ -197,7 +197,7 @@ function fastSlice(args: KernelArgs): tf.TensorInfo {
  * Loads the wasm package if needed. Works before or after the backend initialises: the
  * original kernels' setup functions are kept, so a later (re-)initialisation still sets them up.
  */
-export function installFastMatMul(): void {
+export function installFastKernels(): void {
   if (installed) return;
   loadWasmPackage();
   const impls: Record<string, RawKernelFunc> = { BatchMatMul: fastBatchMatMul, _FusedMatMul: fastFusedMatMul, Slice: fastSlice };
@@ -214,7 +214,7 @@ export function installFastMatMul(): void {
 }
 
 /** Put the stock tfjs-backend-wasm kernels back (for "before" measurements). No-op if not installed. */
-export function uninstallFastMatMul(): void {
+export function uninstallFastKernels(): void {
   if (!installed) return;
   for (const name of OVERRIDDEN_KERNELS) {
     tf.unregisterKernel(name, WASM);
@@ -224,22 +224,22 @@ export function uninstallFastMatMul(): void {
 }
 
 /** True while the fast overrides are registered. */
-export function isFastMatMulInstalled(): boolean {
+export function fastKernelsInstalled(): boolean {
   return installed;
 }
 
 /** Counts of the routes the overrides took: explicit transposes of a/b, folded batches, untouched calls. */
-export function matMulStats(): Readonly<typeof stats> {
+export function kernelStats(): Readonly<typeof stats> {
   return { ...stats };
 }
 
-/** Zero the {@link matMulStats} counters. */
-export function resetMatMulStats(): void {
+/** Zero the {@link kernelStats} counters. */
+export function resetKernelStats(): void {
   stats.transposedA = stats.transposedB = stats.folded = stats.passthrough = stats.slices = 0;
 }
 
 // Installed automatically whenever gpulab activates the wasm backend.
-onActivate(WASM, () => installFastMatMul());
+onActivate(WASM, () => installFastKernels());
 
 // ---------------------------------------------------------------------------------------------
 // Threads

@@ -4,6 +4,12 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/device';
 import { leakGuard } from '../lib/timing';
 import * as train from '../lib/train';
+import { sliceTensorBatches } from '../lib/data/batches';
+
+/** Per-epoch batches over in-memory tensors. */
+function sliceBatches(xs: tf.Tensor, ys: tf.Tensor, batchSize: number, opts: { shuffle?: boolean } = {}): train.BatchesForEpoch {
+  return (e) => sliceTensorBatches(xs, ys, { batchSize, shuffle: opts.shuffle, seed: 1, epochIndex: e });
+}
 
 /** Two Gaussian-ish blobs per class in `dims` dimensions: learnable by a small MLP. */
 function blobs(n: number, dims: number, classes: number, seed: number): { xs: tf.Tensor2D; ys: tf.Tensor2D; labels: tf.Tensor1D } {
@@ -76,38 +82,6 @@ test('kerasEpochLine formats like Keras', () => {
   assert.equal(train.kerasEpochLine(0, 5, 2.5, {}), 'Epoch 1/5 - 2.5s');
 });
 
-test('permutation is a seeded permutation', () => {
-  const p = train.permutation(1000, 1);
-  assert.deepEqual([...p].sort((a, b) => a - b), [...Array(1000).keys()]);
-  assert.deepEqual(p, train.permutation(1000, 1));
-  assert.notDeepEqual(p, train.permutation(1000, 2));
-  assert.notDeepEqual(p, Int32Array.from(Array(1000).keys()));
-});
-
-test('sliceBatches covers every row once, in order or shuffled per epoch', async () => {
-  await useBackend('wasm');
-  const xs = tf.range(0, 10).reshape([10, 1]);
-  const ys = tf.range(100, 110).reshape([10, 1]);
-  const rows = (it: Iterable<train.Batch>) => {
-    const out: number[][] = [];
-    for (const b of it) {
-      out.push(Array.from(b.xs.dataSync()));
-      assert.deepEqual(Array.from(b.ys.dataSync()), Array.from(b.xs.dataSync()).map((v) => v + 100), 'xs and ys stay paired');
-      tf.dispose([b.xs, b.ys]);
-    }
-    return out;
-  };
-  const inOrder = rows(train.sliceBatches(xs, ys, 4)(0) as Iterable<train.Batch>);
-  assert.deepEqual(inOrder, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
-  const shuffled = train.sliceBatches(xs, ys, 4, { shuffle: true, seed: 1 });
-  const e0 = rows(shuffled(0) as Iterable<train.Batch>).flat();
-  const e1 = rows(shuffled(1) as Iterable<train.Batch>).flat();
-  assert.deepEqual([...e0].sort((a, b) => a - b), [...Array(10).keys()]);
-  assert.notDeepEqual(e0, e1, 'reshuffled per epoch');
-  assert.throws(() => train.sliceBatches(xs, tf.zeros([3, 1]), 4), /10 rows but ys has 3/);
-  tf.dispose([xs, ys]);
-});
-
 test('trainLoop learns, calls back, splits data/compute time, and leaks nothing', async () => {
   await useBackend('wasm');
   const { xs, ys, labels } = blobs(600, 12, 4, 11);
@@ -117,9 +91,9 @@ test('trainLoop learns, calls back, splits data/compute time, and leaks nothing'
   const epochCalls: train.EpochLog[] = [];
   const optimizer = tf.train.momentum(0.05, 0.9);
   // The optimiser's state (momentum accumulators, constants) is created on its first step and kept.
-  const first = await train.trainLoop(model, train.sliceBatches(xs, ys, 50), { epochs: 1, optimizer, maxBatchesPerEpoch: 1 });
+  const first = await train.trainLoop(model, sliceBatches(xs, ys, 50), { epochs: 1, optimizer, maxBatchesPerEpoch: 1 });
   const { value: r, report } = await leakGuard('trainLoop', () =>
-    train.trainLoop(model, train.sliceBatches(xs, ys, 50, { shuffle: true }), {
+    train.trainLoop(model, sliceBatches(xs, ys, 50, { shuffle: true }), {
       epochs: 4,
       optimizer,
       lossEvery: 3,
@@ -147,13 +121,13 @@ test('trainLoop budgets: batches per epoch and wall seconds', async () => {
   await useBackend('wasm');
   const { xs, ys, labels } = blobs(200, 8, 3, 21);
   const model = train.mlp({ inputs: 8, hidden: [8], outputs: 3 });
-  const capped = await train.trainLoop(model, train.sliceBatches(xs, ys, 10), { epochs: 2, maxBatchesPerEpoch: 3 });
+  const capped = await train.trainLoop(model, sliceBatches(xs, ys, 10), { epochs: 2, maxBatchesPerEpoch: 3 });
   assert.deepEqual(capped.epochs.map((e) => [e.batches, e.samples]), [[3, 30], [3, 30]]);
-  const timed = await train.trainLoop(model, train.sliceBatches(xs, ys, 10), { epochs: 50, maxSeconds: 0 });
+  const timed = await train.trainLoop(model, sliceBatches(xs, ys, 10), { epochs: 50, maxSeconds: 0 });
   assert.equal(timed.stoppedBy, 'maxSeconds');
   assert.equal(timed.batches, 1);
   await assert.rejects(train.trainLoop(model, () => [], { epochs: 1 }), /epoch 0 produced no batches/);
-  await assert.rejects(train.trainLoop(model, train.sliceBatches(xs, ys, 10), { epochs: 0 }), /epochs must be a positive integer/);
+  await assert.rejects(train.trainLoop(model, sliceBatches(xs, ys, 10), { epochs: 0 }), /epochs must be a positive integer/);
   tf.dispose([xs, ys, labels]);
 });
 
@@ -162,7 +136,7 @@ test('trainLoop and model.fit make the same updates (same data order, same SGD m
   const { xs, ys, labels } = blobs(120, 10, 3, 31);
   const a = train.mlp({ inputs: 10, hidden: [16], outputs: 3, seed: 5 });
   const b = train.mlp({ inputs: 10, hidden: [16], outputs: 3, seed: 5 });
-  await train.trainLoop(a, train.sliceBatches(xs, ys, 20), { epochs: 2, optimizer: tf.train.momentum(0.01, 0.9) });
+  await train.trainLoop(a, sliceBatches(xs, ys, 20), { epochs: 2, optimizer: tf.train.momentum(0.01, 0.9) });
   b.compile({ optimizer: tf.train.momentum(0.01, 0.9), loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
   const r = await train.fit(b, xs, ys, { batchSize: 20, epochs: 2, shuffle: false });
   assert.equal(r.epochs.length, 2);

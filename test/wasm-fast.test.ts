@@ -21,10 +21,10 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Run `fn` with the stock wasm kernels, then with the overrides; return both results. */
 async function withAndWithout(fn: () => tf.Tensor): Promise<{ stock: Float32Array; fast: Float32Array; shapeStock: number[]; shapeFast: number[] }> {
-  wf.uninstallFastMatMul();
+  wf.uninstallFastKernels();
   const s = fn();
   const stock = (await s.data()) as Float32Array;
-  wf.installFastMatMul();
+  wf.installFastKernels();
   const f = fn();
   const fast = (await f.data()) as Float32Array;
   const out = { stock, fast, shapeStock: s.shape, shapeFast: f.shape };
@@ -35,7 +35,7 @@ async function withAndWithout(fn: () => tf.Tensor): Promise<{ stock: Float32Arra
 test('useBackend("wasm") installs the overrides automatically', async () => {
   await useBackend('wasm');
   assert.equal(tf.getBackend(), 'wasm');
-  assert.equal(wf.isFastMatMulInstalled(), true);
+  assert.equal(wf.fastKernelsInstalled(), true);
   for (const k of wf.OVERRIDDEN_KERNELS) assert.ok(tf.getKernel(k, 'wasm'), `${k} registered`);
 });
 
@@ -55,12 +55,12 @@ test('matMul: all four transpose combinations, 2-D and batched, equal the stock 
   for (const c of cases) {
     const a = seeded(c.a, seed++);
     const b = seeded(c.b, seed++);
-    wf.resetMatMulStats();
+    wf.resetKernelStats();
     const r = await withAndWithout(() => tf.matMul(a, b, c.tA, c.tB));
     const label = `a=${c.a} b=${c.b} tA=${c.tA} tB=${c.tB}`;
     assert.deepEqual(r.shapeFast, r.shapeStock, label);
     assert.ok(maxAbsDiff(r.fast, r.stock) < 1e-4, `${label}: max diff ${maxAbsDiff(r.fast, r.stock)}`);
-    const st = wf.matMulStats();
+    const st = wf.kernelStats();
     assert.equal(st.transposedA, c.tA ? 1 : 0, `${label}: explicit transpose of a`);
     assert.equal(st.transposedB, c.tB ? 1 : 0, `${label}: explicit transpose of b`);
     tf.dispose([a, b]);
@@ -71,11 +71,11 @@ test('a batched left operand times a shared right operand is folded into one 2-D
   await useBackend('wasm');
   const a = seeded([4, 5, 6], 7);
   const b = seeded([6, 3], 8);
-  wf.resetMatMulStats();
+  wf.resetKernelStats();
   const r = await withAndWithout(() => tf.matMul(a, b));
   assert.deepEqual(r.shapeFast, [4, 5, 3]);
   assert.ok(maxAbsDiff(r.fast, r.stock) < 1e-5);
-  assert.equal(wf.matMulStats().folded, 1);
+  assert.equal(wf.kernelStats().folded, 1);
   tf.dispose([a, b]);
 });
 
@@ -83,16 +83,16 @@ test('fused matMul with bias and activation, transposed, equals the unfused ops'
   // Compared with unfused ops, not with the stock fused kernel: in tfjs-backend-wasm 4.22 the stock
   // _FusedMatMul adds the bias wrongly when transposeB is set (max error ≈1 here).
   await useBackend('wasm');
-  wf.installFastMatMul();
+  wf.installFastKernels();
   const a = seeded([20, 30], 11);
   const b = seeded([40, 30], 12);
   const bias = seeded([40], 13);
   const act = { linear: (t: tf.Tensor) => t, relu: (t: tf.Tensor) => tf.relu(t), elu: (t: tf.Tensor) => tf.elu(t) };
   for (const activation of ['linear', 'relu', 'elu'] as const) {
     const ref = await tf.tidy(() => act[activation](tf.add(tf.matMul(a, tf.transpose(b)), bias))).data();
-    wf.resetMatMulStats();
+    wf.resetKernelStats();
     const fast = await tf.fused.matMul({ a, b, transposeB: true, bias, activation }).data();
-    assert.equal(wf.matMulStats().transposedB, 1);
+    assert.equal(wf.kernelStats().transposedB, 1);
     assert.ok(maxAbsDiff(fast, ref) < 1e-4, `${activation}: ${maxAbsDiff(fast, ref)}`);
   }
   const at = seeded([30, 20], 14);
@@ -119,12 +119,12 @@ test('slice: contiguous, strided, every rank and dtype, equals the stock kernel'
     assert.equal(maxAbsDiff(r.fast, r.stock), 0, `slice ${x.shape} ${begin} ${size}`);
   }
   const xi = tf.range(0, 120, 1, 'int32').reshape([4, 5, 6]);
-  wf.installFastMatMul();
-  wf.resetMatMulStats();
+  wf.installFastKernels();
+  wf.resetKernelStats();
   const s = tf.slice(xi, [1, 1, 2], [2, 3, 2]);
   assert.equal(s.dtype, 'int32');
   assert.deepEqual(Array.from(await s.data()), [38, 39, 44, 45, 50, 51, 68, 69, 74, 75, 80, 81]);
-  assert.equal(wf.matMulStats().slices, 1);
+  assert.equal(wf.kernelStats().slices, 1);
   tf.dispose([x4, xi, s]);
 });
 
@@ -145,17 +145,17 @@ test('Dense-layer gradients on wasm (with the overrides) equal the cpu backend',
     });
   };
   const onCpu = await grads('cpu');
-  wf.resetMatMulStats();
+  wf.resetKernelStats();
   const onWasm = await grads('wasm');
-  assert.equal(wf.isFastMatMulInstalled(), true);
-  assert.ok(wf.matMulStats().transposedA + wf.matMulStats().transposedB > 0, 'the backward pass went through the overrides');
+  assert.equal(wf.fastKernelsInstalled(), true);
+  assert.ok(wf.kernelStats().transposedA + wf.kernelStats().transposedB > 0, 'the backward pass went through the overrides');
   assert.equal(onWasm.length, onCpu.length);
   onCpu.forEach((g, i) => assert.ok(maxAbsDiff(onWasm[i], g) < 1e-5, `gradient ${i}: ${maxAbsDiff(onWasm[i], g)}`));
 });
 
 test('no tensors leak through the overrides', async () => {
   await useBackend('wasm');
-  wf.installFastMatMul();
+  wf.installFastKernels();
   const a = seeded([8, 16], 31);
   const b = seeded([8, 16], 32);
   const before = tf.memory().numTensors;
