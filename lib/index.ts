@@ -25,6 +25,7 @@ export * as data from './data';
 export * as wasmFast from './wasm-fast';
 export * as flops from './flops';
 export * as train from './train';
+export * as experiments from './experiments';
 
 
 // --- memory management, precision (issue 5) ---

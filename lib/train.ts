@@ -100,6 +100,16 @@ export function seedOptimizer(): tf.Optimizer {
 }
 
 /**
+ * Dispose an optimiser and all its tensors. (tfjs 4.22's `MomentumOptimizer.dispose` forgets the
+ * learning-rate scalar it inherits from SGD; this disposes that too.)
+ */
+export function disposeOptimizer(optimizer: tf.Optimizer): void {
+  optimizer.dispose();
+  const c = (optimizer as unknown as { c?: tf.Tensor }).c;
+  if (c && !c.isDisposed) c.dispose();
+}
+
+/**
  * The article's Keras batch example as it stands: four numbers, label 1 when > 0.5.
  * Returns new tensors; the caller disposes them.
  */

@@ -178,3 +178,15 @@ test('seed experiment constants match the article', () => {
   assert.equal(opt.getConfig().learningRate, 0.001);
   assert.equal(opt.getConfig().momentum, 0.9);
 });
+
+test('disposeOptimizer frees every tensor of a used momentum optimiser', async () => {
+  await useBackend('wasm');
+  const v = tf.variable(tf.ones([3]));
+  const before = tf.memory().numTensors;
+  const opt = train.seedOptimizer();
+  opt.minimize(() => v.square().sum() as tf.Scalar, false, [v]);
+  assert.ok(tf.memory().numTensors > before);
+  train.disposeOptimizer(opt);
+  assert.equal(tf.memory().numTensors, before);
+  v.dispose();
+});
