@@ -56,6 +56,8 @@ export interface MatMulThroughput {
   transposeB: boolean;
   /** Median GFLOP/s over the repeats. */
   gflops: number;
+  /** GFLOP/s of the fastest repeat (what the hardware reached at best; robust on a busy machine). */
+  gflopsBest: number;
   timing: Timing;
 }
 
@@ -78,22 +80,25 @@ export async function matMulThroughput(
       warmup: options.warmup ?? 2,
       repeats: options.repeats ?? pick(10, 3),
     });
-    return { m, k, n, transposeA, transposeB, gflops: matMulFlops(m, k, n) / timing.median / 1e9, timing };
+    const f = matMulFlops(m, k, n);
+    return { m, k, n, transposeA, transposeB, gflops: f / timing.median / 1e9, gflopsBest: f / timing.min / 1e9, timing };
   } finally {
     tf.dispose([a, b]);
   }
 }
 
 /**
- * The current backend's peak fp32 matmul throughput: the best median GFLOP/s of square products
- * (1024 and 512; 256 on the pure-JS cpu backend, where larger sizes take seconds).
+ * The current backend's peak fp32 matmul throughput: square products (1024 and 512; 256 on the
+ * pure-JS cpu backend, where larger sizes take seconds); the size with the best fastest-repeat
+ * GFLOP/s wins. Use `gflopsBest` as "the peak": on a shared machine the fastest repeat is the
+ * least disturbed one, so achieved-vs-peak ratios against it are conservative.
  */
 export async function peakMatMul(options: { sizes?: number[]; repeats?: number } = {}): Promise<MatMulThroughput> {
   const sizes = options.sizes ?? (tf.getBackend() === 'cpu' ? [256] : pick([1024, 512], [512]));
   let best: MatMulThroughput | null = null;
   for (const s of sizes) {
     const r = await matMulThroughput(s, s, s, { repeats: options.repeats });
-    if (!best || r.gflops > best.gflops) best = r;
+    if (!best || r.gflopsBest > best.gflopsBest) best = r;
   }
   return best!;
 }

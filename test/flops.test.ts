@@ -17,6 +17,7 @@ test('matMulThroughput measures a positive GFLOP/s with every sample', async () 
   const r = await flops.matMulThroughput(64, 32, 16, { transposeB: true, repeats: 3, warmup: 1 });
   assert.equal(r.timing.samples.length, 3);
   assert.ok(r.gflops > 0 && Number.isFinite(r.gflops));
+  assert.ok(r.gflopsBest >= r.gflops, 'the fastest repeat is at least the median');
   assert.equal(r.transposeB, true);
   const peak = await flops.peakMatMul({ sizes: [64, 128], repeats: 2 });
   assert.ok([64, 128].includes(peak.m));
