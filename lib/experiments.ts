@@ -52,6 +52,8 @@ export interface SeedRun extends train.TrainResult {
   gflopsNeeded: number;
   /** Median seconds per batch over the epochs (each epoch's seconds / batches). */
   secondsPerBatch: number;
+  /** Counted GFLOP per CPU second of the whole loop (see {@link train.TrainResult.cpuSeconds}). */
+  gflopsPerCpuSecond: number;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function seedRun(set: ImageSet, options: SeedRunOptions): Promise<S
       gflopsCounted: f.counted / r.computeSeconds / 1e9,
       gflopsNeeded: f.needed / r.computeSeconds / 1e9,
       secondsPerBatch: perBatch[perBatch.length >> 1],
+      gflopsPerCpuSecond: f.counted / r.cpuSeconds / 1e9,
     };
   } finally {
     train.disposeOptimizer(optimizer);
@@ -123,8 +126,9 @@ export async function fitRun(set: ImageSet, options: { epochs?: number; maxSampl
   const part = options.maxSamples !== undefined && options.maxSamples < set.count ? subset(set, options.maxSamples) : set;
   const { xs, ys } = toTensors(part);
   const model = train.simpleNN();
+  const optimizer = train.seedOptimizer();
   try {
-    model.compile({ optimizer: train.seedOptimizer(), loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
+    model.compile({ optimizer, loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
     const r = await train.fit(model, xs, ys, { batchSize: options.batchSize ?? train.SEED_EXPERIMENT.batchSize, epochs, shuffle: true });
     const samples = part.count * r.epochs.length;
     const f = mlpTrainingFlops(train.denseWidths(model), samples);
@@ -139,6 +143,7 @@ export async function fitRun(set: ImageSet, options: { epochs?: number; maxSampl
     };
   } finally {
     tf.dispose([xs, ys]);
+    train.disposeOptimizer(optimizer);
     model.dispose();
   }
 }

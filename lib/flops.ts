@@ -7,7 +7,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { benchmark, type Timing } from './timing';
+import { benchmark, sync, type Timing } from './timing';
 import { pick } from './env';
 
 /** FLOP of one `m×k · k×n` matrix product (multiply + add). */
@@ -58,6 +58,11 @@ export interface MatMulThroughput {
   gflops: number;
   /** GFLOP/s of the fastest repeat (what the hardware reached at best; robust on a busy machine). */
   gflopsBest: number;
+  /**
+   * GFLOP per CPU second of this process over `repeats` extra runs, when `cpuTime` was asked for
+   * (else null). On a shared machine this estimates the rate on a dedicated core.
+   */
+  gflopsPerCpuSecond: number | null;
   timing: Timing;
 }
 
@@ -69,7 +74,7 @@ export async function matMulThroughput(
   m: number,
   k: number,
   n: number,
-  options: { transposeA?: boolean; transposeB?: boolean; warmup?: number; repeats?: number } = {},
+  options: { transposeA?: boolean; transposeB?: boolean; warmup?: number; repeats?: number; cpuTime?: boolean } = {},
 ): Promise<MatMulThroughput> {
   const transposeA = options.transposeA ?? false;
   const transposeB = options.transposeB ?? false;
@@ -81,7 +86,14 @@ export async function matMulThroughput(
       repeats: options.repeats ?? pick(10, 3),
     });
     const f = matMulFlops(m, k, n);
-    return { m, k, n, transposeA, transposeB, gflops: f / timing.median / 1e9, gflopsBest: f / timing.min / 1e9, timing };
+    let gflopsPerCpuSecond: number | null = null;
+    if (options.cpuTime) {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < timing.samples.length; i++) await sync(tf.matMul(a, b, transposeA, transposeB));
+      const c = process.cpuUsage(c0);
+      gflopsPerCpuSecond = (f * timing.samples.length) / ((c.user + c.system) / 1e6) / 1e9;
+    }
+    return { m, k, n, transposeA, transposeB, gflops: f / timing.median / 1e9, gflopsBest: f / timing.min / 1e9, gflopsPerCpuSecond, timing };
   } finally {
     tf.dispose([a, b]);
   }
@@ -93,11 +105,11 @@ export async function matMulThroughput(
  * GFLOP/s wins. Use `gflopsBest` as "the peak": on a shared machine the fastest repeat is the
  * least disturbed one, so achieved-vs-peak ratios against it are conservative.
  */
-export async function peakMatMul(options: { sizes?: number[]; repeats?: number } = {}): Promise<MatMulThroughput> {
+export async function peakMatMul(options: { sizes?: number[]; repeats?: number; cpuTime?: boolean } = {}): Promise<MatMulThroughput> {
   const sizes = options.sizes ?? (tf.getBackend() === 'cpu' ? [256] : pick([1024, 512], [512]));
   let best: MatMulThroughput | null = null;
   for (const s of sizes) {
-    const r = await matMulThroughput(s, s, s, { repeats: options.repeats });
+    const r = await matMulThroughput(s, s, s, { repeats: options.repeats, cpuTime: options.cpuTime });
     if (!best || r.gflopsBest > best.gflopsBest) best = r;
   }
   return best!;

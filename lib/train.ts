@@ -249,6 +249,11 @@ export interface TrainResult {
   computeSeconds: number;
   batches: number;
   samples: number;
+  /**
+   * CPU seconds this process used during the loop (all threads). On a machine shared with other
+   * work, wall time includes waiting for a core; CPU time estimates what a dedicated core would take.
+   */
+  cpuSeconds: number;
   /** Why the loop stopped. */
   stoppedBy: 'epochs' | 'maxSeconds';
   /** The last loss read back. */
@@ -284,6 +289,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
   const maxBatches = options.maxBatchesPerEpoch ?? Infinity;
   const vars = trainableVariables(model);
   const logs: EpochLog[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = now();
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let finalLoss = NaN;
@@ -350,9 +356,11 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
     logs.push(log);
     if (options.onEpochEnd) await options.onEpochEnd(log);
   }
+  const cpu = process.cpuUsage(cpu0);
   return {
     epochs: logs,
     seconds: now() - t0,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     dataSeconds: logs.reduce((a, l) => a + l.dataSeconds, 0),
     computeSeconds: logs.reduce((a, l) => a + l.computeSeconds, 0),
     batches: logs.reduce((a, l) => a + l.batches, 0),

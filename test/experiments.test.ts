@@ -17,6 +17,7 @@ test('seedRun measures a subset, projects the full run, and leaves no tensors', 
   assert.equal(r.partial, true);
   assert.ok(Math.abs(r.projectedSeconds - 2 * r.seconds) < 1e-9);
   assert.ok(r.gflopsCounted > r.gflopsNeeded && r.gflopsNeeded > 0);
+  assert.ok(r.cpuSeconds > 0 && r.gflopsPerCpuSecond > 0);
   const full = await experiments.seedRun(trainSet, { pipeline: 'naive', epochs: 1 });
   assert.equal(full.partial, false);
   assert.equal(full.samples, 400);
@@ -42,7 +43,9 @@ test('the naive and preloaded pipelines train the same model to the same weights
 
 test('fitRun trains through model.fit and projects from a subset', async () => {
   await useBackend('wasm');
+  const before = tf.memory().numTensors;
   const r = await experiments.fitRun(trainSet, { epochs: 2, maxSamples: 200 });
+  assert.equal(tf.memory().numTensors, before, 'no tensors left behind (optimiser included)');
   assert.equal(r.epochSeconds.length, 2);
   assert.equal(r.samples, 400);
   assert.equal(r.partial, true);

@@ -1,0 +1,196 @@
+/**
+ * The measurements of `npm run bench`, each returning Result records (lib/results) plus the rows
+ * of the printed GFLOP/s table. Everything runs on the current backend through lib/timing's
+ * discipline (warm-up, device sync, every sample kept).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { data, device, env, experiments, flops, results, timing, train, wasmFast } from '../lib/index';
+
+type Result = results.Result;
+type ParamValue = results.ParamValue;
+
+/** One line of the printed table. */
+export interface TableRow {
+  experiment: string;
+  variant: string;
+  /** Median seconds of the timed unit (see `unit`). */
+  median: number;
+  unit: string;
+  /** Achieved GFLOP/s (3× forward convention for training), or null. */
+  gflops: number | null;
+  note: string;
+}
+
+/** What a suite returns. */
+export interface SuiteOutput {
+  results: Result[];
+  rows: TableRow[];
+}
+
+/** Context shared by the suites. */
+export interface BenchContext {
+  ds: data.FashionMnist;
+  quick: boolean;
+}
+
+function result(
+  what: { experiment: string; variant: string; params?: Record<string, ParamValue>; extra?: Record<string, ParamValue>; metric?: string },
+  samples: number[],
+  ds: data.FashionMnist | null,
+): Result {
+  const t: timing.Timing = { ...timing.summarize(samples), device: device.describeDevice() };
+  const r = results.resultFromTiming({ ...what, dataset: ds?.source ?? 'none', extra: { ...what.extra, spread: (t.max - t.min) / t.median } }, t);
+  if (what.metric) r.metric = what.metric;
+  return r;
+}
+
+/** The backend's peak fp32 matmul (square products). */
+export async function peakSuite(label: string): Promise<{ out: SuiteOutput; peak: flops.MatMulThroughput }> {
+  const peak = await flops.peakMatMul({ cpuTime: true, repeats: env.pick(10, 6), sizes: tf.getBackend() === 'cpu' ? [256] : [1024, 512] });
+  const r = result(
+    { experiment: 'matmul-peak', variant: `${peak.m}x${peak.k}x${peak.n} (${label})`, params: { m: peak.m, k: peak.k, n: peak.n }, extra: { gflopsMedian: peak.gflops, gflopsBest: peak.gflopsBest, gflopsPerCpuSecond: peak.gflopsPerCpuSecond } },
+    peak.timing.samples,
+    null,
+  );
+  return {
+    peak,
+    out: {
+      results: [r],
+      rows: [{ experiment: 'matmul peak', variant: `${peak.m}³ fp32, ${label}`, median: peak.timing.median, unit: 's/matmul', gflops: peak.gflopsBest, note: `fastest of ${peak.timing.samples.length} repeats (median ${peak.gflops.toFixed(1)}; ${peak.gflopsPerCpuSecond?.toFixed(1)} per CPU-second)` }],
+    },
+  };
+}
+
+/** wasm only: the seed MLP's three first-layer matmuls with the stock kernels and with gpulab's overrides. */
+export async function wasmKernelSuite(ctx: BenchContext): Promise<SuiteOutput> {
+  const out: SuiteOutput = { results: [], rows: [] };
+  const shapes = [
+    { op: 'forward x·W', m: 100, k: 784, n: 500, tA: false, tB: false },
+    { op: 'weight grad xT·dy', m: 784, k: 100, n: 500, tA: true, tB: false },
+    { op: 'input grad dy·WT', m: 100, k: 500, n: 784, tA: false, tB: true },
+  ];
+  try {
+    for (const fast of [false, true]) {
+      if (fast) wasmFast.installFastKernels();
+      else wasmFast.uninstallFastKernels();
+      const kernels = fast ? 'gpulab' : 'stock';
+      for (const s of shapes) {
+        const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB, repeats: env.pick(10, 3) });
+        out.results.push(result({ experiment: 'wasm-matmul', variant: `${kernels}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels }, extra: { gflops: r.gflops } }, r.timing.samples, null));
+        out.rows.push({ experiment: 'wasm matmul', variant: `${kernels}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
+      }
+    }
+  } finally {
+    wasmFast.installFastKernels();
+  }
+  return out;
+}
+
+/** Per-epoch wall seconds of a seed run (every epoch ran the same number of batches). */
+function epochSamples(run: train.TrainResult): number[] {
+  return run.epochs.map((e) => e.seconds);
+}
+
+/**
+ * The seed experiment (SimpleNN, SGD momentum, batch 100, 5 epochs) through the custom loop
+ * (preloaded batches) and through model.fit. Full mode runs all 5 epochs, except on the
+ * pure-JS cpu backend, which is projected from a few batches per epoch.
+ */
+export async function seedSuite(ctx: BenchContext, label = ''): Promise<SuiteOutput & { loopSecondsPerBatch: number; fitSecondsPerBatch: number; loopProjected: number; fitProjected: number; loopGflops: number; loopGflopsPerCpuSecond: number }> {
+  const out: SuiteOutput = { results: [], rows: [] };
+  const cpu = tf.getBackend() === 'cpu';
+  const maxBatches = cpu ? env.pick(3, 1) : env.pick<number | undefined>(undefined, 4);
+  const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: maxBatches });
+  const loopNote = loop.partial ? `projected from ${loop.batches}/${loop.fullBatches} batches` : 'all 5 epochs measured';
+  out.results.push(result({
+    experiment: 'seed-mlp', variant: `custom-loop${label}`,
+    params: { epochs: 5, batchSize: 100, batchesPerEpoch: loop.epochs[0].batches, pipeline: 'preloaded' },
+    extra: { fiveEpochSeconds: loop.projectedSeconds, partial: loop.partial, gflopsCounted: loop.gflopsCounted, gflopsNeeded: loop.gflopsNeeded, dataSeconds: loop.projectedDataSeconds, computeSeconds: loop.projectedComputeSeconds, finalLoss: loop.finalLoss, cpuSeconds: loop.cpuSeconds, gflopsPerCpuSecond: loop.gflopsPerCpuSecond },
+  }, epochSamples(loop), ctx.ds));
+  out.rows.push({ experiment: 'seed 5 epochs', variant: `custom loop${label}`, median: loop.projectedSeconds, unit: 's/5 epochs', gflops: loop.gflopsCounted, note: `${loopNote}; needed-FLOP rate ${loop.gflopsNeeded.toFixed(1)}; ${loop.gflopsPerCpuSecond.toFixed(1)} GFLOP per CPU-second` });
+
+  const fitOpts = cpu ? { epochs: 1, maxSamples: env.pick(300, 100) } : env.pick({ epochs: 5 }, { epochs: 1, maxSamples: 2000 });
+  const fit = await experiments.fitRun(ctx.ds.train, fitOpts);
+  const fitEpochs = fitOpts.epochs;
+  const fitFive = (fit.projectedSeconds * 5) / fitEpochs;
+  const fitPerBatch = fit.seconds / (fit.samples / 100);
+  const loopPerBatch = loop.seconds / loop.batches;
+  out.results.push(result({
+    experiment: 'seed-mlp', variant: `model.fit${label}`,
+    params: { epochs: fitEpochs, batchSize: 100, samplesPerEpoch: fit.samples / fitEpochs },
+    extra: { fiveEpochSeconds: fitFive, partial: fit.partial || fitEpochs < 5, gflopsCounted: fit.gflopsCounted, fitOverLoopPerBatch: fitPerBatch / loopPerBatch },
+  }, fit.epochSeconds, ctx.ds));
+  out.rows.push({ experiment: 'seed 5 epochs', variant: `model.fit${label}`, median: fitFive, unit: 's/5 epochs', gflops: fit.gflopsCounted, note: `${fit.partial || fitEpochs < 5 ? `projected from ${fit.samples / 100} batches` : 'all 5 epochs measured'}; ${(fitPerBatch / loopPerBatch).toFixed(2)}× the loop per batch` });
+  return { ...out, loopSecondsPerBatch: loopPerBatch, fitSecondsPerBatch: fitPerBatch, loopProjected: loop.projectedSeconds, fitProjected: fitFive, loopGflops: loop.gflopsCounted, loopGflopsPerCpuSecond: loop.gflopsPerCpuSecond };
+}
+
+/** wasm only: the seed experiment with tfjs's stock kernels ("before"), projected from a subset. */
+export async function wasmBeforeSuite(ctx: BenchContext): Promise<SuiteOutput & { loopProjected: number; loopGflops: number; fitProjected: number }> {
+  const out: SuiteOutput = { results: [], rows: [] };
+  wasmFast.uninstallFastKernels();
+  try {
+    const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(20, 3) });
+    out.results.push(result({
+      experiment: 'seed-mlp', variant: 'custom-loop, stock wasm kernels',
+      params: { epochs: 5, batchSize: 100, batchesPerEpoch: loop.epochs[0].batches, kernels: 'stock' },
+      extra: { fiveEpochSeconds: loop.projectedSeconds, partial: true, gflopsCounted: loop.gflopsCounted },
+    }, epochSamples(loop), ctx.ds));
+    out.rows.push({ experiment: 'seed 5 epochs', variant: 'custom loop, stock kernels', median: loop.projectedSeconds, unit: 's/5 epochs', gflops: loop.gflopsCounted, note: `before the fix; projected from ${loop.batches} batches` });
+    const samples = env.pick(3000, 300);
+    const fit = await experiments.fitRun(ctx.ds.train, { epochs: 1, maxSamples: samples });
+    out.results.push(result({
+      experiment: 'seed-mlp', variant: 'model.fit, stock wasm kernels',
+      params: { epochs: 1, batchSize: 100, samplesPerEpoch: samples, kernels: 'stock' },
+      extra: { fiveEpochSeconds: fit.projectedSeconds * 5, partial: true, gflopsCounted: fit.gflopsCounted },
+    }, fit.epochSeconds, ctx.ds));
+    out.rows.push({ experiment: 'seed 5 epochs', variant: 'model.fit, stock kernels', median: fit.projectedSeconds * 5, unit: 's/5 epochs', gflops: fit.gflopsCounted, note: `before the fix; projected from ${samples / 100} batches` });
+    return { ...out, loopProjected: loop.projectedSeconds, loopGflops: loop.gflopsCounted, fitProjected: fit.projectedSeconds * 5 };
+  } finally {
+    wasmFast.installFastKernels();
+  }
+}
+
+/** wasm only: the seed experiment with 2 worker threads against 1, both projected from the same number of batches. */
+export async function wasmThreadsSuite(ctx: BenchContext): Promise<SuiteOutput & { oneThread: number; twoThreads: number; threads: number | null }> {
+  const out: SuiteOutput = { results: [], rows: [] };
+  const secs: Record<number, number> = {};
+  let got: number | null = null;
+  const original = wasmFast.wasmThreadsCount() ?? 1;
+  try {
+    for (const threads of [1, 2]) {
+      await wasmFast.enableWasmThreads(threads);
+      await device.useBackend('wasm');
+      const actual = wasmFast.wasmThreadsCount();
+      if (threads === 2) got = actual;
+      const run = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(60, 4) });
+      secs[threads] = run.projectedSeconds;
+      out.results.push(result({
+        experiment: 'seed-mlp', variant: `custom-loop, ${actual} wasm thread(s)`,
+        params: { epochs: 5, batchSize: 100, batchesPerEpoch: run.epochs[0].batches, threads: actual },
+        extra: { fiveEpochSeconds: run.projectedSeconds, partial: true, gflopsCounted: run.gflopsCounted },
+      }, epochSamples(run), ctx.ds));
+      out.rows.push({ experiment: 'seed 5 epochs', variant: `custom loop, ${actual} wasm thread(s)`, median: run.projectedSeconds, unit: 's/5 epochs', gflops: run.gflopsCounted, note: `projected from ${run.batches} batches` });
+    }
+  } finally {
+    await wasmFast.enableWasmThreads(original);
+    await device.useBackend('wasm');
+  }
+  return { ...out, oneThread: secs[1], twoThreads: secs[2], threads: got };
+}
+
+/** Training throughput of SimpleNN over batch sizes ≈1..4096 (compute only, preloaded batches). */
+export async function batchSweepSuite(ctx: BenchContext): Promise<SuiteOutput> {
+  const out: SuiteOutput = { results: [], rows: [] };
+  const cpu = tf.getBackend() === 'cpu';
+  const sizes = cpu ? env.pick([1, 16, 256, 1024], [1, 64]) : env.pick([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], [1, 16, 256, 4096]);
+  for (const b of sizes) {
+    const p = await experiments.trainingThroughput(ctx.ds.train, { batchSize: b, samplesPerRepeat: Math.max(b, cpu ? 64 : env.pick(2048, 256)), repeats: env.pick(3, 2) });
+    out.results.push(result({
+      experiment: 'batch-sweep', variant: `batch ${b}`,
+      params: { batchSize: b, steps: p.steps, hidden: 500 },
+      extra: { samplesPerSecond: p.samplesPerSecond, secondsPerEpochDerived: p.secondsPerEpoch, gflops: p.gflops, stepBytes: p.stepBytes },
+    }, p.timing.samples, ctx.ds));
+    out.rows.push({ experiment: 'batch sweep', variant: `batch ${b}`, median: p.timing.median / p.steps, unit: 's/step', gflops: p.gflops, note: `${p.samplesPerSecond.toFixed(0)} samples/s, step memory ${(p.stepBytes / 2 ** 20).toFixed(1)} MiB` });
+  }
+  return out;
+}
