@@ -352,7 +352,12 @@ export function requestedWasmThreads(): number | null {
 
 // GPULAB_WASM_THREADS=n: opt in when gpulab is imported, before any backend initialises.
 {
-  const n = wasmThreadsFromEnv();
+  let n: number | null = null;
+  try {
+    n = wasmThreadsFromEnv();
+  } catch (err) {
+    console.warn(`[gpulab] ${(err as Error).message}; running wasm single-threaded`);
+  }
   if (n !== null && n > 1) {
     enableWasmThreads(n).catch((err) => console.warn(`[gpulab] GPULAB_WASM_THREADS=${n} could not be applied: ${(err as Error).message}`));
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/device';
+import { onActivate, useBackend } from '../lib/device';
 import { wasmThreads } from '../lib/env';
 import * as wf from '../lib/wasm-fast';
 import { ROOT } from './helpers';
@@ -37,6 +37,25 @@ test('useBackend("wasm") installs the overrides automatically', async () => {
   assert.equal(tf.getBackend(), 'wasm');
   assert.equal(wf.fastKernelsInstalled(), true);
   for (const k of wf.OVERRIDDEN_KERNELS) assert.ok(tf.getKernel(k, 'wasm'), `${k} registered`);
+});
+
+test('device.onActivate runs hooks for that backend only, until removed', async () => {
+  const calls: string[] = [];
+  const off = onActivate('cpu', () => calls.push('cpu'));
+  await useBackend('wasm');
+  await useBackend('cpu');
+  off();
+  await useBackend('wasm');
+  await useBackend('cpu');
+  assert.deepEqual(calls, ['cpu']);
+  const offBad = onActivate('cpu', () => {
+    throw new Error('hook failed');
+  });
+  const fell = await useBackend('cpu');
+  assert.notEqual(fell.backend, 'cpu', 'a failing hook makes the activation fail (and fall back)');
+  assert.match(fell.fallbackNote ?? '', /hook failed/);
+  offBad();
+  await useBackend('wasm');
 });
 
 test('matMul: all four transpose combinations, 2-D and batched, equal the stock kernel', async () => {
