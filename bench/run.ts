@@ -9,12 +9,20 @@
  *   GPULAB_RESULTS_DIR=dir                       where the JSON goes (default results/local)
  *   GPULAB_WASM_THREADS=n                        run wasm with n worker threads
  *
+ * It imports lib modules one by one (not lib/index), so a bundle only pulls what the bench uses;
+ * lib/results still loads nodejs-polars (a native module) at import time.
+ *
  * Writes `<resultsDir>/bench-<backend>-<mode>-<timestamp>.json` (a JSON array of Results) and
  * appends the same records to `<resultsDir>/bench.jsonl`.
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { data, device, env, nb, results, wasmFast } from '../lib/index';
+import * as data from '../lib/data';
+import * as device from '../lib/device';
+import * as env from '../lib/env';
+import * as nb from '../lib/notebook';
+import * as results from '../lib/results';
+import * as wasmFast from '../lib/wasm-fast';
 import * as suites from './suites';
 
 /** Targets of issue 4 (a benchmark, not a test): reported, never enforced by the exit code. */

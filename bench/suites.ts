@@ -4,7 +4,15 @@
  * discipline (warm-up, device sync, every sample kept).
  */
 import * as tf from '@tensorflow/tfjs';
-import { data, device, env, experiments, flops, results, timing, train, wasmFast } from '../lib/index';
+import * as data from '../lib/data';
+import * as device from '../lib/device';
+import * as env from '../lib/env';
+import * as experiments from '../lib/experiments';
+import * as flops from '../lib/flops';
+import * as results from '../lib/results';
+import * as timing from '../lib/timing';
+import * as train from '../lib/train';
+import * as wasmFast from '../lib/wasm-fast';
 
 type Result = results.Result;
 type ParamValue = results.ParamValue;

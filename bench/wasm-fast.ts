@@ -5,7 +5,10 @@
  *
  *   node --import tsx bench/wasm-fast.ts            (GPULAB_QUICK=1 for a short run)
  */
-import { data, device, env, nb } from '../lib/index';
+import * as data from '../lib/data';
+import * as device from '../lib/device';
+import * as env from '../lib/env';
+import * as nb from '../lib/notebook';
 import * as suites from './suites';
 
 async function main(): Promise<void> {
