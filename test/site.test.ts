@@ -220,7 +220,7 @@ test('charts are interactive: hovering a mark shows its tooltip', { skip: !names
       await m.hover({ force: true });
       shown = await page
         .waitForSelector('#vg-tooltip-element.visible', { timeout: 1500 })
-        .then((el) => el?.textContent() ?? '')
+        .then(async (el) => (await el?.textContent()) ?? '')
         .catch(() => '');
       if (shown) break;
     }
