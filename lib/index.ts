@@ -30,6 +30,7 @@ export { setup } from './notebook';
 
 
 // --- monitoring and profiling (issue 7) ---
+export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
