@@ -407,6 +407,47 @@ export async function queryNvidiaSmi(fields: readonly string[] = GPU_QUERY_FIELD
   return { run, csv: parseNvidiaSmiCsv(run.stdout, { source: run.command }), reason: null };
 }
 
+/**
+ * Write a small Node script that trains the seed MLP (784→500 ReLU→10, SGD momentum, batch 100)
+ * for `steps` steps on random data, on the backend gpulab picks (or `GPULAB_BACKEND`): a target
+ * program for nsys, ncu or nvprof. Returns the script's path.
+ */
+export function writeStepScript(dir: string, options: { steps?: number; entry?: string } = {}): string {
+  const steps = options.steps ?? 20;
+  const entry = options.entry ?? (fs.existsSync(path.join(__dirname, 'index.js')) ? path.join(__dirname, 'index.js') : path.join(__dirname, 'index.ts'));
+  const file = path.join(dir, 'gpulab-step.js');
+  const script = `// Written by gpulab monitor.writeStepScript: ${steps} training steps of the seed MLP, for profilers.
+const g = require(${JSON.stringify(entry)});
+const tf = g.tf;
+(async () => {
+  const info = await g.device.useBackend();
+  const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [784], units: 500, activation: 'relu' }), tf.layers.dense({ units: 10 })] });
+  const opt = tf.train.momentum(0.001, 0.9);
+  const xs = tf.randomNormal([100, 784]);
+  const ys = tf.oneHot(tf.randomUniform([100], 0, 10, 'int32'), 10).toFloat();
+  const t0 = Date.now();
+  for (let i = 0; i < ${steps}; i++) {
+    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs)), true);
+    await loss.data();
+    loss.dispose();
+  }
+  console.log('gpulab-step: ${steps} steps on ' + info.backend + ' (' + info.name + ') in ' + (Date.now() - t0) + ' ms');
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(file, script);
+  return file;
+}
+
+/** The command lines that profile `script` under each NVIDIA tool (run them with {@link runTool}). */
+export function profilerCommands(script: string, outDir: string): { tool: string; args: string[]; note: string }[] {
+  return [
+    { tool: 'nsys', args: ['profile', '--stats=true', '--force-overwrite=true', '--trace=cuda,nvtx,osrt,vulkan', '-o', path.join(outDir, 'gpulab-step'), process.execPath, script], note: 'timeline + summary tables of CUDA/Vulkan kernels and memcpy' },
+    { tool: 'ncu', args: ['--target-processes', 'all', '--launch-count', '10', process.execPath, script], note: 'per-kernel hardware metrics of the first 10 CUDA kernels' },
+    { tool: 'nvprof', args: ['--profile-child-processes', process.execPath, script], note: 'kernel and copy times (GPUs before Volta)' },
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The sampler
 // ---------------------------------------------------------------------------------------------

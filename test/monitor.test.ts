@@ -477,3 +477,18 @@ test('queryNvidiaSmi parses a one-shot query, or says why it could not run', asy
     cleanup();
   }
 });
+
+test('writeStepScript writes a runnable profiler target; profilerCommands name the tools', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const script = monitor.writeStepScript(dir, { steps: 2 });
+    const r = await monitor.runTool(process.execPath, ['--import', 'tsx', script], { timeoutMs: 120_000, cwd: ROOT, env: { ...process.env, GPULAB_BACKEND: 'wasm' } });
+    assert.equal(r.reason, null, r.stderr);
+    assert.match(r.stdout, /gpulab-step: 2 steps on wasm/);
+    const cmds = monitor.profilerCommands(script, dir);
+    assert.deepEqual(cmds.map((c) => c.tool), ['nsys', 'ncu', 'nvprof']);
+    for (const c of cmds) assert.equal(c.args[c.args.length - 1], script);
+  } finally {
+    cleanup();
+  }
+});
