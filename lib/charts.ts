@@ -278,7 +278,7 @@ export function timelineChart(o: TimelineOptions): ChartSpec {
     layer: [
       {
         ...(o.panel ? { transform: [{ filter: { field: o.panel, equal: panel } }] } : {}),
-        mark: { type: 'line', tooltip: true, interpolate: 'monotone' },
+        mark: { type: 'line', tooltip: true },
         encoding: {
           x: { ...xEnc, ...(last ? {} : { axis: { title: null } }) },
           y: { field: y.field, type: 'quantitative', title: panel || (y.title ?? y.field) },

@@ -23,6 +23,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pl from 'nodejs-polars';
@@ -410,9 +411,10 @@ export async function queryNvidiaSmi(fields: readonly string[] = GPU_QUERY_FIELD
 /**
  * Write a small Node script that trains the seed MLP (784→500 ReLU→10, SGD momentum, batch 100)
  * for `steps` steps on random data, on the backend gpulab picks (or `GPULAB_BACKEND`): a target
- * program for nsys, ncu or nvprof. Returns the script's path.
+ * program for nsys, ncu or nvprof. Written into `dir` (default: a new temp folder); returns its path.
  */
-export function writeStepScript(dir: string, options: { steps?: number; entry?: string } = {}): string {
+export function writeStepScript(dir?: string, options: { steps?: number; entry?: string } = {}): string {
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'gpulab-profile-'));
   const steps = options.steps ?? 20;
   const entry = options.entry ?? (fs.existsSync(path.join(__dirname, 'index.js')) ? path.join(__dirname, 'index.js') : path.join(__dirname, 'index.ts'));
   const file = path.join(dir, 'gpulab-step.js');
@@ -439,8 +441,8 @@ const tf = g.tf;
   return file;
 }
 
-/** The command lines that profile `script` under each NVIDIA tool (run them with {@link runTool}). */
-export function profilerCommands(script: string, outDir: string): { tool: string; args: string[]; note: string }[] {
+/** The command lines that profile `script` under each NVIDIA tool (run them with {@link runTool}); reports go to `outDir` (default: the script's folder). */
+export function profilerCommands(script: string, outDir: string = path.dirname(script)): { tool: string; args: string[]; note: string }[] {
   return [
     { tool: 'nsys', args: ['profile', '--stats=true', '--force-overwrite=true', '--trace=cuda,nvtx,osrt,vulkan', '-o', path.join(outDir, 'gpulab-step'), process.execPath, script], note: 'timeline + summary tables of CUDA/Vulkan kernels and memcpy' },
     { tool: 'ncu', args: ['--target-processes', 'all', '--launch-count', '10', process.execPath, script], note: 'per-kernel hardware metrics of the first 10 CUDA kernels' },
@@ -1034,7 +1036,9 @@ export function timelineRows(run: MonitorRun, series: readonly TimelineSeries[] 
 export function timelineSpec(run: MonitorRun, options: { title: string; subtitle?: string | string[]; series?: readonly TimelineSeries[]; width?: number; panelHeight?: number }): ChartSpec {
   const { rows, marks, omitted } = timelineRows(run, options.series ?? DEFAULT_TIMELINE);
   const sub = options.subtitle === undefined ? [] : Array.isArray(options.subtitle) ? options.subtitle : [options.subtitle];
-  const missing = omitted.map((o) => `missing: ${o.label} (${o.reason})`);
+  const byReason = new Map<string, string[]>();
+  for (const o of omitted) byReason.set(o.reason, [...(byReason.get(o.reason) ?? []), o.label]);
+  const missing = [...byReason.entries()].map(([reason, labels]) => `missing: ${labels.join(', ')}: ${reason}`);
   return timelineChart({
     title: options.title,
     subtitle: [...sub, ...missing],
@@ -1092,20 +1096,24 @@ export interface KernelRow {
 /** What {@link profileStep} measured for one training step. */
 export interface StepProfile {
   backend: string;
-  /** Kernels by total time (descending). */
+  /** Rounds measured; the step-level figures are medians over them. */
+  repeats: number;
+  /** Kernels by total time (descending), per step: calls, time and bytes averaged over the profiled rounds. */
   kernels: KernelRow[];
-  /** Every call, in order. */
+  /** Every call of the first profiled round, in order. */
   calls: KernelCall[];
-  /** Sum of per-kernel times from tf.profile (composite op entries excluded); null when untimed. */
+  /** Sum of per-kernel times from tf.profile (composite op entries excluded), median; null when untimed. */
   kernelSumMs: number | null;
-  /** Wall time of the profiled step (with read-back): the profiler's own overhead is in here. */
+  /** Wall time of the profiled step (with read-back), median: the profiler's own overhead is in here. */
   profiledWallMs: number;
-  /** `tf.time(step).kernelMs`: what this backend calls kernel time (see {@link timerNote}); null when it gave none. */
+  /** `tf.time(step).kernelMs`, median: what this backend calls kernel time (see {@link timerNote}); null when it gave none. */
   kernelMs: number | null;
-  /** `tf.time(step).wallMs`. */
+  /** `tf.time(step).wallMs`, median. */
   wallMs: number;
-  /** Our own wall time of an unprofiled step including the read-back of its result (the honest figure). */
+  /** Our own wall time of an unprofiled step including the read-back of its result (the honest figure), median. */
   syncedWallMs: number;
+  /** Every round's value of each step-level figure, in ms. */
+  samples: { kernelSumMs: number[]; profiledWallMs: number[]; kernelMs: number[]; wallMs: number[]; syncedWallMs: number[] };
   /** From tf.profile: bytes and tensors the step left behind, and its peak bytes. */
   newBytes: number;
   newTensors: number;
@@ -1192,85 +1200,116 @@ export function summarizeKernels(calls: readonly KernelCall[]): KernelRow[] {
 }
 
 /**
- * Profile one training step: `warmup` unprofiled steps, then one step under `tf.profile`
- * (per-kernel time and bytes), one under `tf.time` (kernelMs vs wallMs), and one timed by us
- * with the result read back (syncedWallMs). Every run is a real step (weights change). `step`
- * must be synchronous (e.g. `() => optimizer.minimize(loss, true)`), because `tf.time` cannot
- * await; whatever it returns is read back and disposed.
+ * Profile one training step. After `warmup` unprofiled steps, each of `repeats` rounds runs the
+ * step three times: under `tf.profile` (per-kernel time and bytes), under `tf.time` (kernelMs vs
+ * wallMs), and timed by us with the result read back (syncedWallMs). Step-level figures are the
+ * medians of the rounds (every sample is kept in `samples`); the kernel table is the per-step
+ * average over the profiled runs. Every run is a real step (weights change). `step` must be
+ * synchronous (e.g. `() => optimizer.minimize(loss, true)`), because `tf.time` cannot await;
+ * whatever it returns is read back and disposed.
  */
-export async function profileStep(step: () => Syncable, options: { warmup?: number } = {}): Promise<StepProfile> {
+export async function profileStep(step: () => Syncable, options: { warmup?: number; repeats?: number } = {}): Promise<StepProfile> {
   const warmup = options.warmup ?? 1;
+  const repeats = options.repeats ?? 3;
+  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`profileStep: repeats must be ≥ 1, got ${repeats}`);
   for (let i = 0; i < warmup; i++) await sync(step());
   const backend = tf.getBackend() ?? 'none';
   const be = tf.backend() as unknown as { supportTimestampQuery?: boolean };
   const gpuUntimed = backend === 'webgpu' && be.supportTimestampQuery !== true;
   const untimedReason = gpuUntimed ? 'this WebGPU adapter lacks the timestamp-query feature, so tfjs cannot time kernels (it reports 0)' : null;
 
-  let profiled: Syncable = undefined;
-  const tp = performance.now();
-  const info = await tf.profile(() => {
-    profiled = step();
-    return [] as tf.Tensor[];
-  });
-  await sync(profiled);
-  const profiledWallMs = performance.now() - tp;
-  const calls: KernelCall[] = info.kernels.map((k) => {
-    const t = k.kernelTimeMs as number | { error: string };
-    const ms = gpuUntimed ? null : typeof t === 'number' ? t : null;
-    return {
-      name: k.name,
-      variant: MATMUL_KERNELS.has(k.name) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
-      composite: k.name === '' || k.name.endsWith('__op'),
-      ms,
-      bytesAdded: k.bytesAdded,
-      tensorsAdded: k.tensorsAdded,
-      // tfjs records null for optional inputs that were not given (e.g. a fused matmul without bias).
-      inputShapes: k.inputShapes.map((sh) => (sh ? [...sh] : [])),
-      outputShapes: k.outputShapes.map((sh) => (sh ? [...sh] : [])),
-    };
-  });
-  const kernelErrors = info.kernels.map((k) => k.kernelTimeMs as unknown).filter((t): t is { error: string } => typeof t === 'object' && t !== null && 'error' in t);
+  const samples: StepProfile['samples'] = { kernelSumMs: [], profiledWallMs: [], kernelMs: [], wallMs: [], syncedWallMs: [] };
+  const allCalls: KernelCall[] = [];
+  let firstCalls: KernelCall[] = [];
+  let info: Awaited<ReturnType<typeof tf.profile>> | null = null;
+  const errors: string[] = [];
+  for (let r = 0; r < repeats; r++) {
+    let profiled: Syncable = undefined;
+    const tp = performance.now();
+    info = await tf.profile(() => {
+      profiled = step();
+      return [] as tf.Tensor[];
+    });
+    await sync(profiled);
+    samples.profiledWallMs.push(performance.now() - tp);
+    const calls: KernelCall[] = info.kernels.map((k) => {
+      const t = k.kernelTimeMs as number | { error: string };
+      if (typeof t === 'object' && t && 'error' in t) errors.push(`tf.profile: ${t.error}`);
+      return {
+        name: k.name,
+        variant: MATMUL_KERNELS.has(k.name) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
+        composite: k.name === '' || k.name.endsWith('__op'),
+        ms: gpuUntimed ? null : typeof t === 'number' ? t : null,
+        bytesAdded: k.bytesAdded,
+        tensorsAdded: k.tensorsAdded,
+        // tfjs records null for optional inputs that were not given (e.g. a fused matmul without bias).
+        inputShapes: k.inputShapes.map((sh) => (sh ? [...sh] : [])),
+        outputShapes: k.outputShapes.map((sh) => (sh ? [...sh] : [])),
+      };
+    });
+    if (r === 0) firstCalls = calls;
+    allCalls.push(...calls);
+    const real = calls.filter((c) => !c.composite);
+    if (real.length && real.every((c) => c.ms !== null)) samples.kernelSumMs.push(real.reduce((a, c) => a + (c.ms as number), 0));
 
-  let timedOut: Syncable = undefined;
-  const timing = await tf.time(() => {
-    timedOut = step();
-  });
-  await sync(timedOut);
-  const km = timing.kernelMs as number | { error: string };
-  const kernelMs = gpuUntimed ? null : typeof km === 'number' ? km : null;
+    let timedOut: Syncable = undefined;
+    const timing = await tf.time(() => {
+      timedOut = step();
+    });
+    await sync(timedOut);
+    const km = timing.kernelMs as number | { error: string };
+    if (typeof km === 'object' && km && 'error' in km) errors.push(`tf.time: ${km.error}`);
+    if (!gpuUntimed && typeof km === 'number') samples.kernelMs.push(km);
+    samples.wallMs.push(timing.wallMs);
 
-  const t0 = performance.now();
-  await sync(step());
-  const syncedWallMs = performance.now() - t0;
-
-  const real = calls.filter((c) => !c.composite);
-  const timed = real.length > 0 && real.every((c) => c.ms !== null);
-  const reasons = [untimedReason, kernelErrors.length ? `tf.profile: ${kernelErrors[0].error}` : null, typeof km === 'object' && km ? `tf.time: ${km.error}` : null].filter(Boolean);
+    const t0 = performance.now();
+    await sync(step());
+    samples.syncedWallMs.push(performance.now() - t0);
+  }
+  const kernels = summarizeKernels(allCalls).map((k) => ({
+    ...k,
+    calls: k.calls / repeats,
+    totalMs: k.totalMs === null ? null : k.totalMs / repeats,
+    allocatedMB: k.allocatedMB / repeats,
+  }));
+  const med = (xs: number[]) => (xs.length ? medianOf(xs) : null);
+  const reasons = [untimedReason, ...new Set(errors)].filter(Boolean);
+  const last = info as Awaited<ReturnType<typeof tf.profile>>;
   return {
     backend,
-    kernels: summarizeKernels(calls),
-    calls,
-    kernelSumMs: timed ? real.reduce((a, c) => a + (c.ms as number), 0) : null,
-    profiledWallMs,
-    kernelMs,
-    wallMs: timing.wallMs,
-    syncedWallMs,
-    newBytes: info.newBytes,
-    newTensors: info.newTensors,
-    peakBytes: info.peakBytes,
+    repeats,
+    kernels,
+    calls: firstCalls,
+    kernelSumMs: med(samples.kernelSumMs),
+    profiledWallMs: med(samples.profiledWallMs) as number,
+    kernelMs: med(samples.kernelMs),
+    wallMs: med(samples.wallMs) as number,
+    syncedWallMs: med(samples.syncedWallMs) as number,
+    samples,
+    newBytes: last.newBytes,
+    newTensors: last.newTensors,
+    peakBytes: last.peakBytes,
     timerNote: explainTimers(backend),
     missingReason: reasons.length ? reasons.join('; ') : null,
   };
 }
 
-/** The step-level timings of a {@link StepProfile} as table rows (name, ms, what it means). */
+/** The step-level timings of a {@link StepProfile} as table rows: median, min and max of the rounds, and what each means. */
 export function stepTimingRows(p: StepProfile): Row[] {
+  const row = (measure: string, median: number | null, xs: number[], meaning: string): Row => ({
+    measure,
+    medianMs: median,
+    minMs: xs.length ? Math.min(...xs) : null,
+    maxMs: xs.length ? Math.max(...xs) : null,
+    meaning,
+  });
+  const sm = p.samples;
   return [
-    { measure: 'sum of per-kernel times (tf.profile)', ms: p.kernelSumMs, meaning: 'time inside kernels, as this backend\'s timer measures them' },
-    { measure: 'wall time of the profiled step', ms: p.profiledWallMs, meaning: 'the same step with the profiler attached (its bookkeeping included)' },
-    { measure: 'kernelMs (tf.time)', ms: p.kernelMs, meaning: p.backend === 'wasm' || p.backend === 'cpu' ? 'host time around the synchronous call' : 'the backend\'s kernel timer' },
-    { measure: 'wallMs (tf.time)', ms: p.wallMs, meaning: 'host time until tf.time resolved' },
-    { measure: 'synced wall time (step + read-back)', ms: p.syncedWallMs, meaning: 'what a user waits for: no profiler attached' },
+    row('sum of per-kernel times (tf.profile)', p.kernelSumMs, sm.kernelSumMs, 'time inside kernels, as this backend\'s timer measures them'),
+    row('wall time of the profiled step', p.profiledWallMs, sm.profiledWallMs, 'the same step with the profiler attached (its bookkeeping included)'),
+    row('kernelMs (tf.time)', p.kernelMs, sm.kernelMs, p.backend === 'wasm' || p.backend === 'cpu' ? 'host time around the synchronous call' : 'the backend\'s kernel timer'),
+    row('wallMs (tf.time)', p.wallMs, sm.wallMs, 'host time until tf.time resolved'),
+    row('synced wall time (step + read-back)', p.syncedWallMs, sm.syncedWallMs, 'what a user waits for: no profiler attached'),
   ];
 }
 
@@ -1425,6 +1464,8 @@ export async function timePipeline(
       const bt: BatchTiming = { batch: i, dataMs: t1 - t0, computeMs: t2 - t1, warmup: i < warmup };
       out.push(bt);
       options.sampler?.event('batch-end', { epoch: options.epoch ?? null, batch: i, logs: { dataMs: bt.dataMs, computeMs: bt.computeMs } });
+      // Let timers (the sampler's) run between batches, outside the timed parts.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
     await it.return?.();

@@ -351,7 +351,16 @@ test('profileStep: kernels of one training step by time and bytes, kernelMs vs w
   assert.ok(p.syncedWallMs > 0 && p.profiledWallMs > 0);
   assert.equal(p.missingReason, null);
   assert.match(p.timerNote, /^wasm: kernels run synchronously/);
-  assert.equal(monitor.stepTimingRows(p).length, 5);
+  assert.equal(p.repeats, 3);
+  assert.equal(p.samples.syncedWallMs.length, 3);
+  assert.equal(p.samples.kernelMs.length, 3);
+  assert.ok(p.syncedWallMs >= Math.min(...p.samples.syncedWallMs) && p.syncedWallMs <= Math.max(...p.samples.syncedWallMs));
+  const matmul = p.kernels.find((k) => k.kernel === 'BatchMatMul · transposeA')!;
+  assert.equal(matmul.calls, 2, 'calls are per step (two weight gradients), not summed over rounds');
+  const rows = monitor.stepTimingRows(p);
+  assert.equal(rows.length, 5);
+  for (const r of rows) assert.ok(Number(r.minMs) <= Number(r.medianMs) && Number(r.medianMs) <= Number(r.maxMs));
+  await assert.rejects(monitor.profileStep(step, { repeats: 0 }), /repeats must be ≥ 1/);
   tf.dispose([xs, ys]);
   model.dispose();
   opt.dispose();
