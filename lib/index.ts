@@ -31,6 +31,7 @@ export * as data from './data';
 
 
 // --- monitoring and profiling (issue 7) ---
+export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
