@@ -156,7 +156,7 @@ export async function* tabularBatches(
     });
     const ts = df.getColumn(target);
     if (ts.nullCount() > 0) throw new Error(`${file}: target column '${target}' has ${ts.nullCount()} null values in rows ${offset}..${offset + n - 1}`);
-    const isInt = INTEGER_TYPES.has(String(ts.dtype));
+    const isInt = INTEGER_TYPES.has((ts.dtype as { variant?: string }).variant ?? String(ts.dtype));
     const y = isInt ? Int32Array.from(ts.cast(pl.Int32).toTypedArray() as Int32Array) : (ts.cast(pl.Float32).toTypedArray() as Float32Array);
     for (let b = 0; b < n; b += batchSize) {
       const e = Math.min(b + batchSize, n);
