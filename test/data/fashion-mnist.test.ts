@@ -41,6 +41,8 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'application/gzip' }).end(served[name]);
     }
   });
+  // keep idle connections longer than the slowest test, so fetch's pooled sockets stay valid
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -145,8 +147,8 @@ test('loadFashionMnist falls back to the stand-in when the download fails, and s
     assert.match(ds.reason ?? '', /could not be downloaded .*HTTP 404/);
     assert.deepEqual([ds.train.count, ds.test.count, ds.train.height, ds.train.width], [60000, 10000, 28, 28]);
     assert.equal(ds.train.images.length, 60000 * 784);
-    // nothing half-written in the real cache
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'real')), []);
+    // nothing half-written in the real cache, only the record of the failed attempt
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'real')), [fm.DOWNLOAD_FAILED_FILE]);
     // the stand-in was written as real IDX .gz files and read back through the parser
     assert.deepEqual(fs.readdirSync(standInDir).sort(), [...Object.keys(served), 'stand-in.json'].sort());
     const mem = fm.generateStandIn({ seed: 5 });
@@ -158,6 +160,35 @@ test('loadFashionMnist falls back to the stand-in when the download fails, and s
     assert.equal(fs.statSync(path.join(standInDir, 'train-images-idx3-ubyte.gz')).mtimeMs, mtime);
     assert.match(again.reason ?? '', /download disabled/);
     assert.deepEqual(again.train.labels, ds.train.labels);
+  } finally {
+    cleanup();
+  }
+});
+
+test('after a failed automatic download, loads skip the network for a while; download: true retries', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const real = path.join(dir, 'real');
+    const standInDir = path.join(dir, 'stand-in');
+    fm.writeStandIn(standInDir, { seed: 1, trainCount: 20, testCount: 10 });
+    const opts = { dir: real, mirrors: [`${base}/missing/`], standInDir, seed: 1 };
+    const n0 = requests.length;
+    const first = await fm.loadFashionMnist(opts);
+    assert.equal(requests.length - n0, 1);
+    assert.match(first.reason ?? '', /could not be downloaded \(download of .* HTTP 404/);
+    const second = await fm.loadFashionMnist(opts);
+    assert.equal(requests.length - n0, 1, 'no request within the retry window');
+    assert.match(second.reason ?? '', /could not be downloaded at .*not retried for an hour/);
+    assert.equal(second.source, 'generated-stand-in');
+    await fm.loadFashionMnist({ ...opts, download: true });
+    assert.equal(requests.length - n0, 2, 'download: true retries at once');
+    // a successful download clears the record, and the real data is used
+    const ok = await fm.loadFashionMnist({ ...opts, download: true, mirrors: [`${base}/ok/`] }).catch((e: Error) => e);
+    // (the official checksums do not match the small served files, so fetch them with theirs)
+    assert.ok(ok instanceof Error || ok.source === 'generated-stand-in');
+    await fm.downloadFashionMnist({ dir: real, mirrors: [`${base}/ok/`], files });
+    assert.ok(!fs.existsSync(path.join(real, fm.DOWNLOAD_FAILED_FILE)));
+    assert.equal((await fm.loadFashionMnist(opts)).source, 'fashion-mnist');
   } finally {
     cleanup();
   }
