@@ -154,7 +154,11 @@ export class BatchSource {
   }
 
   /** Batches of one epoch; caller disposes xs/ys (or uses tf.tidy). Tensors are made lazily, one batch per step. */
-  *epoch(epochIndex: number): Generator<Batch, void, undefined> {
+  epoch(epochIndex: number): IterableIterator<Batch> {
+    return this.epochBatches(epochIndex);
+  }
+
+  private *epochBatches(epochIndex: number): Generator<Batch, void, undefined> {
     const order = epochOrder(this.set.count, { ...this.opts, epochIndex });
     const bs = this.opts.batchSize;
     for (let b = 0; b < this.numBatches; b++) {
@@ -169,7 +173,7 @@ export class BatchSource {
    */
   toDataset(): tf.data.Dataset<{ xs: tf.Tensor; ys: tf.Tensor }> {
     let epochIndex = 0;
-    return tf.data.generator(() => this.epoch(epochIndex++) as Iterator<{ xs: tf.Tensor; ys: tf.Tensor }>);
+    return tf.data.generator(() => this.epochBatches(epochIndex++) as Iterator<{ xs: tf.Tensor; ys: tf.Tensor }>);
   }
 }
 
@@ -190,11 +194,12 @@ export function toTensors(
  * per image, one small tensor each), then stack into a batch. For notebooks 02 and 08 to show
  * the input-pipeline cost. Same order and values as {@link BatchSource} for the same options.
  */
-export function* naivePerSampleBatches(
-  set: ImageSet,
-  opts: BatchOptions & { epochIndex?: number },
-): Generator<Batch, void, undefined> {
+export function naivePerSampleBatches(set: ImageSet, opts: BatchOptions & { epochIndex?: number }): IterableIterator<Batch> {
   checkOptions(set, opts, 'naivePerSampleBatches');
+  return naiveGen(set, opts);
+}
+
+function* naiveGen(set: ImageSet, opts: BatchOptions & { epochIndex?: number }): Generator<Batch, void, undefined> {
   const order = epochOrder(set.count, opts);
   const bs = opts.batchSize;
   const n = batchCount(set.count, bs, opts.dropRemainder);
@@ -225,7 +230,18 @@ export function* naivePerSampleBatches(
  * in order, `tf.gather` per batch when shuffled. The obvious way, shown for comparison: on the
  * wasm backend each slice reads the whole source tensor. Does not dispose `xs`/`ys`.
  */
-export function* sliceTensorBatches(
+export function sliceTensorBatches(
+  xs: tf.Tensor,
+  ys: tf.Tensor,
+  opts: { batchSize: number; shuffle?: boolean; seed?: number; epochIndex?: number; dropRemainder?: boolean },
+): IterableIterator<Batch> {
+  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
+    throw new Error(`sliceTensorBatches: batchSize must be a positive integer, got ${opts.batchSize}`);
+  }
+  return sliceGen(xs, ys, opts);
+}
+
+function* sliceGen(
   xs: tf.Tensor,
   ys: tf.Tensor,
   opts: { batchSize: number; shuffle?: boolean; seed?: number; epochIndex?: number; dropRemainder?: boolean },
