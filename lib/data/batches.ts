@@ -141,11 +141,13 @@ export class BatchSource {
     const x = new Float32Array(b * px);
     const labels = new Uint8Array(b);
     const img = set.images;
+    const table = NORMALIZE_TABLE;
     for (let k = 0; k < b; k++) {
-      const src = indices[k] * px;
+      const i = indices[k];
+      const src = i * px;
       const dst = k * px;
-      for (let j = 0; j < px; j++) x[dst + j] = NORMALIZE_TABLE[img[src + j]];
-      labels[k] = set.labels[indices[k]];
+      for (let j = 0; j < px; j++) x[dst + j] = table[img[src + j]];
+      labels[k] = set.labels[i];
     }
     return {
       xs: tf.tensor(x, xsShape(b, set, this.opts.shape), 'float32'),
