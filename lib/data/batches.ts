@@ -27,6 +27,22 @@ export function normalizePixels(pixels: Uint8Array, out?: Float32Array): Float32
   return dst;
 }
 
+const normalizedCache = new WeakMap<Uint8Array, Float32Array>();
+
+/**
+ * The set's pixels normalised with {@link normalizePixels}, computed once per `images` array and
+ * cached (weakly: dropped with the images). 4 bytes per pixel: 188 MB for 60,000 images.
+ * Treat the result as read-only.
+ */
+export function normalizedPixelsOf(set: ImageSet): Float32Array {
+  let out = normalizedCache.get(set.images);
+  if (!out) {
+    out = normalizePixels(set.images);
+    normalizedCache.set(set.images, out);
+  }
+  return out;
+}
+
 /** Options for {@link BatchSource} and the other batch producers. */
 export interface BatchOptions {
   batchSize: number;
@@ -97,10 +113,11 @@ function labelsTensor(labels: ArrayLike<number>, oneHot: boolean): tf.Tensor {
 }
 
 /**
- * Fast batches from a preloaded set. Each batch is gathered on the host straight from the
- * uint8 pixels, normalised on the way through a 256-entry table (exactly {@link normalizePixels}),
- * into a fresh batch-sized Float32Array, and becomes one tensor: no per-sample tensors, no
- * full-dataset tensor, no `slice` of a big tensor (which on wasm copies all of it per batch).
+ * Fast batches from a preloaded set. The set's pixels are normalised once into a Float32Array
+ * (shared by every BatchSource over the same images: see {@link normalizedPixelsOf}); each batch
+ * copies its rows from it into a fresh batch-sized Float32Array and becomes one tensor: no
+ * per-sample tensors, no full-dataset tensor, no `slice` of a big tensor (which on wasm copies
+ * all of it for every batch).
  *
  * ```ts
  * const src = new data.BatchSource(ds.train, { batchSize: 100, shuffle: true, seed: 1 });
@@ -113,12 +130,14 @@ export class BatchSource {
   readonly numBatches: number;
   private readonly set: ImageSet;
   private readonly opts: BatchOptions;
+  private readonly pixels: Float32Array;
 
   constructor(set: ImageSet, opts: BatchOptions) {
     checkOptions(set, opts, 'BatchSource');
     this.set = set;
     this.opts = { ...opts };
     this.numBatches = batchCount(set.count, opts.batchSize, opts.dropRemainder);
+    this.pixels = normalizedPixelsOf(set);
   }
 
   /** Examples per epoch (after dropping the remainder, when asked). */
@@ -133,20 +152,16 @@ export class BatchSource {
     return order.slice(start, Math.min(start + this.opts.batchSize, this.set.count));
   }
 
-  /** Build one batch's tensors from example indices (host gather + normalise, one tensor each). */
+  /** Build one batch's tensors from example indices (host gather of normalised rows, one tensor each). */
   makeBatch(indices: ArrayLike<number>): Batch {
-    const { set } = this;
+    const { set, pixels } = this;
     const px = set.height * set.width;
     const b = indices.length;
     const x = new Float32Array(b * px);
     const labels = new Uint8Array(b);
-    const img = set.images;
-    const table = NORMALIZE_TABLE;
     for (let k = 0; k < b; k++) {
       const i = indices[k];
-      const src = i * px;
-      const dst = k * px;
-      for (let j = 0; j < px; j++) x[dst + j] = table[img[src + j]];
+      x.set(pixels.subarray(i * px, (i + 1) * px), k * px);
       labels[k] = set.labels[i];
     }
     return {

@@ -35,6 +35,14 @@ test('normalizePixels is (x/255 − 0.5)/0.5', () => {
   assert.throws(() => batches.normalizePixels(new Uint8Array(3), new Float32Array(2)), /out has 2 elements, need 3/);
 });
 
+test('normalizedPixelsOf normalises a set once and shares it', () => {
+  const a = batches.normalizedPixelsOf(set);
+  assert.equal(batches.normalizedPixelsOf({ ...set }), a, 'same images array, same cached copy');
+  assert.deepEqual(a, batches.normalizePixels(set.images));
+  const other = { ...set, images: set.images.slice() };
+  assert.notEqual(batches.normalizedPixelsOf(other), a);
+});
+
 test('BatchSource: shapes, counts and the remainder', () => {
   const src = new batches.BatchSource(set, { batchSize: 100 });
   assert.equal(src.numBatches, 3);
