@@ -33,4 +33,5 @@ export { setup } from './notebook';
 
 
 // --- webgpu (issue 8) ---
+export * as webgpu from './webgpu';
 
