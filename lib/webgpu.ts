@@ -39,6 +39,8 @@ interface GpuAdapterLike {
   info?: GpuAdapterInfoLike;
   isFallbackAdapter?: boolean;
   features: { has(name: string): boolean };
+  limits: Record<string, number>;
+  requestDevice(descriptor: object): Promise<unknown>;
 }
 /** `navigator.gpu` as created by dawn.node. */
 export interface GpuLike {
@@ -51,6 +53,7 @@ interface DawnModule {
 interface WebGpuBackendLike {
   device?: { destroy?: () => void };
 }
+type WebGpuBackendClass = new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
 
 /** Options for {@link installNavigatorGpu}. */
 export interface DawnOptions {
@@ -74,10 +77,11 @@ let configured: string[] = [];
 let savedFactory: (() => tf.KernelBackend | Promise<tf.KernelBackend>) | null = null;
 let lastSoftware = false;
 
-function versionOf(pkg: string): string {
+/** The installed tfjs-backend-webgpu version (a literal require, so bundlers can inline it). */
+function backendVersion(): string {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require(`${pkg}/package.json`) as { version: string }).version;
+    return (require('@tensorflow/tfjs-backend-webgpu/package.json') as { version: string }).version;
   } catch {
     return 'unknown';
   }
@@ -252,11 +256,39 @@ export function noAdapterHint(): string {
   if (mesa && parseInt(mesa.replace(/^\d+:/, ''), 10) < 23) {
     return `Dawn rejects Mesa ${mesa} lavapipe (it needs Mesa ≥ 23): bash scripts/setup-vulkan.sh installs it from backports`;
   }
-  return `Dawn found no usable Vulkan adapter among the drivers ${explicit ? `in ${explicit}` : `(${icds.join(', ')})`}`;
+  return `no usable Vulkan adapter among the drivers ${explicit ? `in ${explicit}` : `(${icds.join(', ')})`}`;
 }
 
 function unavailable(reason: string): WebgpuProbe {
   return { name: 'webgpu', available: false, accelerator: false, software: false, deviceName: '', adapter: null, rank: -1, reason };
+}
+
+/**
+ * The factory tfjs-backend-webgpu registers on import (adapter → device with the adapter's
+ * limits and optional features), for when it was imported before the shim existed.
+ */
+function fallbackFactory(Backend: WebGpuBackendClass): () => Promise<tf.KernelBackend> {
+  return async () => {
+    const gpu = installNavigatorGpu();
+    const adapter = await gpu.requestAdapter({
+      powerPreference: tf.env().getBool('WEBGPU_USE_LOW_POWER_GPU') ? 'low-power' : 'high-performance',
+    });
+    if (!adapter) throw new Error('no WebGPU adapter');
+    const requiredFeatures = ['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f));
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredFeatures,
+      requiredLimits: {
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      },
+    });
+    return new Backend(device, adapter.info);
+  };
 }
 
 /**
@@ -265,18 +297,26 @@ function unavailable(reason: string): WebgpuProbe {
  * own automatic choice agrees with gpulab's ranking.
  */
 function ensureBackendRegistered(software: boolean): void {
+  // A literal specifier, so bundlers (the GPU kit's esbuild) include the package.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const pkg = require(BACKEND_PACKAGE) as { WebGPUBackend?: unknown };
+  const pkg = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend?: WebGpuBackendClass };
   if (!tf.findBackendFactory('webgpu')) {
     if (savedFactory) {
       tf.registerBackend('webgpu', savedFactory, software ? 1.5 : 3);
       return;
     }
-    throw new Error(
-      `${BACKEND_PACKAGE} was imported before navigator.gpu existed, so it registered no 'webgpu' backend: ` +
-        `import gpulab (or call webgpu.installNavigatorGpu()) before importing ${BACKEND_PACKAGE}` +
-        (pkg.WebGPUBackend ? '' : ' (and the package exports no WebGPUBackend)'),
-    );
+    // The package was imported before navigator.gpu existed, so it registered nothing.
+    // Register the same factory it would have, from its exported backend class.
+    const Backend = pkg.WebGPUBackend;
+    if (!Backend) {
+      throw new Error(
+        "@tensorflow/tfjs-backend-webgpu registered no 'webgpu' backend and exports no WebGPUBackend: " +
+          'import gpulab (or call webgpu.installNavigatorGpu()) before importing it',
+      );
+    }
+    savedFactory = fallbackFactory(Backend);
+    tf.registerBackend('webgpu', savedFactory, software ? 1.5 : 3);
+    return;
   }
   const factory = tf.findBackendFactory('webgpu') as () => tf.KernelBackend | Promise<tf.KernelBackend>;
   savedFactory ??= factory;
@@ -335,7 +375,7 @@ export async function probeWebgpu(): Promise<WebgpuProbe> {
     reason: software
       ? `software adapter (${info.description || info.device}): correct but slower than wasm, so ranked below it`
       : undefined,
-    package: { name: BACKEND_PACKAGE, version: versionOf(BACKEND_PACKAGE) },
+    package: { name: BACKEND_PACKAGE, version: backendVersion() },
   };
 }
 

@@ -315,3 +315,22 @@ test('shutdown releases the GPU and webgpu can start again; a process using webg
   const out = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   assert.deepEqual(out, { s1: 64, s2: 64, gone: true, backend: 'webgpu' });
 });
+
+test('webgpu still works when tfjs-backend-webgpu was imported before the navigator.gpu shim', async (t) => {
+  if (!haveAdapter(t)) return;
+  const r = child(`
+    require('@tensorflow/tfjs-backend-webgpu');   // too early: it registers nothing
+    const tf = require('@tensorflow/tfjs');
+    const early = tf.findBackendFactory('webgpu') !== null;
+    const g = require(${LIB});
+    (async () => {
+      const info = await g.device.useBackend('webgpu');
+      const x = g.tf.tensor2d([1, 2, 3, 4], [2, 2]);
+      const y = Array.from(await g.tf.matMul(x, x).data());
+      console.log(JSON.stringify({ early, backend: info.backend, y }));
+      await g.webgpu.shutdown();
+    })();`);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.deepEqual(out, { early: false, backend: 'webgpu', y: [7, 10, 15, 22] });
+});
