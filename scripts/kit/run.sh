@@ -87,23 +87,29 @@ if [ -n "$extra" ]; then
   export LD_LIBRARY_PATH
 fi
 
-# 3. The Vulkan driver. Containers often mount NVIDIA's ICD outside the loader's search path.
+# 3. The Vulkan driver. Containers often mount NVIDIA's ICD outside the loader's search path
+#    (/usr/local/nvidia/...): use it when the standard folders have no NVIDIA one.
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
-  found=""
+  found="" nvidia=""
   for d in /etc/vulkan/icd.d /usr/share/vulkan/icd.d /usr/local/share/vulkan/icd.d; do
-    for f in "$d"/*.json; do [ -f "$f" ] && found=yes; done
+    for f in "$d"/*.json; do
+      [ -f "$f" ] || continue
+      found=yes
+      case "$f" in *nvidia*) nvidia=yes ;; esac
+    done
   done
-  if [ -z "$found" ]; then
+  if [ -z "$nvidia" ]; then
     for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/local/nvidia/icd.d/nvidia_icd.json; do
       if [ -f "$f" ]; then
         say "Vulkan driver: $f"
         VK_DRIVER_FILES=$f VK_ICD_FILENAMES=$f
         export VK_DRIVER_FILES VK_ICD_FILENAMES
+        found=yes
         break
       fi
     done
   fi
-  [ -n "${VK_DRIVER_FILES:-}$found" ] || say "warning: no Vulkan driver (ICD json) found; WebGPU will have no adapter"
+  [ -n "$found" ] || say "warning: no Vulkan driver (ICD json) found; WebGPU will have no adapter"
 fi
 # Shader caches need a writable home; keep them with the kit when there is none.
 [ -n "${HOME:-}" ] || { XDG_CACHE_HOME="$DEST/.cache"; export XDG_CACHE_HOME; }
