@@ -228,15 +228,22 @@ export function noAdapterHint(): string {
       return null;
     }
   })();
-  const libDirs = [
-    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
-    ...(dawnDir ? [dawnDir] : []),
-    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu',
-    '/usr/local/lib',
-  ];
-  const loader = libDirs.some((d) => fs.existsSync(path.join(d, 'libvulkan.so.1')));
-  if (!loader) {
-    return 'libvulkan.so.1 (the Vulkan loader) was not found: install libvulkan1 (Debian/Ubuntu) or vulkan-loader';
+  // Ask the dynamic linker, as Dawn does (beside dawn.node first, then the system's search path).
+  const dlopenError = (file: string): string | null => {
+    try {
+      process.dlopen({ exports: {} } as NodeJS.Module, file);
+      return null;
+    } catch (err) {
+      const msg = (err as Error).message;
+      return /did not self-register/i.test(msg) ? null : msg;
+    }
+  };
+  const beside = dawnDir ? path.join(dawnDir, 'libvulkan.so.1') : null;
+  const loaderError = beside && fs.existsSync(beside) ? dlopenError(beside) : dlopenError('libvulkan.so.1');
+  if (loaderError) {
+    return /cannot open shared object file/.test(loaderError)
+      ? 'libvulkan.so.1 (the Vulkan loader) was not found: install libvulkan1 (Debian/Ubuntu) or vulkan-loader'
+      : `the Vulkan loader libvulkan.so.1 does not load: ${loaderError}`;
   }
   const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
   const icds = icdDirs.flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d).filter((f) => f.endsWith('.json')) : []));

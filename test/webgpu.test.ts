@@ -181,9 +181,6 @@ test('probe describes the adapter, and setBackend really takes', async (t) => {
   assert.ok(probe.deviceName.length > 0);
   assert.equal(probe.accelerator, !probe.software);
   assert.equal(probe.rank, probe.software ? webgpu.SOFTWARE_RANK : webgpu.HARDWARE_RANK);
-  if (IN_CI && process.env.GPULAB_EXPECT_HARDWARE_GPU !== '1') {
-    assert.equal(probe.software, true, `CI runs on a software adapter; got ${JSON.stringify(probe.adapter)}`);
-  }
   const info = await device.useBackend('webgpu');
   assert.equal(info.backend, 'webgpu');
   assert.equal(tf.getBackend(), 'webgpu');
