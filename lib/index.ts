@@ -35,4 +35,5 @@ export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
+export * as webgpu from './webgpu';
 

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-jupyter.sh
 
 # Software Vulkan for the WebGPU correctness suite (issue 8)
+bash scripts/setup-vulkan.sh
 
 
 # Chromium for the published-site browser tests (issue 9): Debian's own build, driven by
