@@ -35,7 +35,9 @@ export * as experiments from './experiments';
 
 
 // --- monitoring and profiling (issue 7) ---
+export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
+export * as webgpu from './webgpu';
 
