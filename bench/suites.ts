@@ -52,6 +52,12 @@ function result(
   return r;
 }
 
+/** The pure-JS cpu backend or a software GPU adapter: runs are projected from a few batches there. */
+export function slowBackend(): boolean {
+  const info = device.describeDevice();
+  return tf.getBackend() === 'cpu' || info.software;
+}
+
 /** The backend's peak fp32 matmul (square products). */
 export async function peakSuite(label: string): Promise<{ out: SuiteOutput; peak: flops.MatMulThroughput }> {
   const peak = await flops.peakMatMul({ cpuTime: true, repeats: env.pick(10, 6), sizes: tf.getBackend() === 'cpu' ? [256] : [1024, 512] });
@@ -106,9 +112,9 @@ function epochSamples(run: train.TrainResult): number[] {
  */
 export async function seedSuite(ctx: BenchContext, label = ''): Promise<SuiteOutput & { loopSecondsPerBatch: number; fitSecondsPerBatch: number; loopProjected: number; fitProjected: number; loopGflops: number; loopGflopsPerCpuSecond: number }> {
   const out: SuiteOutput = { results: [], rows: [] };
-  const cpu = tf.getBackend() === 'cpu';
+  const cpu = slowBackend();
   const maxBatches = cpu ? env.pick(3, 1) : env.pick<number | undefined>(undefined, 4);
-  const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: maxBatches });
+  const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: maxBatches, warmupBatches: maxBatches ? 2 : 0 });
   const loopNote = loop.partial ? `projected from ${loop.batches}/${loop.fullBatches} batches` : 'all 5 epochs measured';
   out.results.push(result({
     experiment: 'seed-mlp', variant: `custom-loop${label}`,
@@ -137,7 +143,7 @@ export async function wasmBeforeSuite(ctx: BenchContext): Promise<SuiteOutput & 
   const out: SuiteOutput = { results: [], rows: [] };
   wasmFast.uninstallFastKernels();
   try {
-    const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(20, 3) });
+    const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(20, 3), warmupBatches: 2 });
     out.results.push(result({
       experiment: 'seed-mlp', variant: 'custom-loop, stock wasm kernels',
       params: { epochs: 5, batchSize: 100, batchesPerEpoch: loop.epochs[0].batches, kernels: 'stock' },
@@ -170,7 +176,7 @@ export async function wasmThreadsSuite(ctx: BenchContext): Promise<SuiteOutput &
       await device.useBackend('wasm');
       const actual = wasmFast.wasmThreadsCount();
       if (threads === 2) got = actual;
-      const run = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(60, 4) });
+      const run = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(60, 4), warmupBatches: 2 });
       secs[threads] = run.projectedSeconds;
       out.results.push(result({
         experiment: 'seed-mlp', variant: `custom-loop, ${actual} wasm thread(s)`,
@@ -189,7 +195,7 @@ export async function wasmThreadsSuite(ctx: BenchContext): Promise<SuiteOutput &
 /** Training throughput of SimpleNN over batch sizes ≈1..4096 (compute only, preloaded batches). */
 export async function batchSweepSuite(ctx: BenchContext): Promise<SuiteOutput> {
   const out: SuiteOutput = { results: [], rows: [] };
-  const cpu = tf.getBackend() === 'cpu';
+  const cpu = slowBackend();
   const sizes = cpu ? env.pick([1, 16, 256, 1024], [1, 64]) : env.pick([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], [1, 16, 256, 4096]);
   for (const b of sizes) {
     const p = await experiments.trainingThroughput(ctx.ds.train, { batchSize: b, samplesPerRepeat: Math.max(b, cpu ? 64 : env.pick(2048, 256)), repeats: env.pick(3, 2) });

@@ -26,6 +26,11 @@ export interface SeedRunOptions {
   epochs?: number;
   /** Measure only this many batches per epoch and project the full epochs from them. */
   maxBatchesPerEpoch?: number;
+  /**
+   * Untimed training batches before the timed run (default 0): one-off costs such as WebGPU
+   * shader compilation then stay out of a projection made from a few batches.
+   */
+  warmupBatches?: number;
   batchSize?: number;
   /** Shuffle seed (default 0). */
   seed?: number;
@@ -75,6 +80,9 @@ export async function seedRun(set: ImageSet, options: SeedRunOptions): Promise<S
       : (e) => naivePerSampleBatches(set, { batchSize, shuffle: true, seed, epochIndex: e });
   const optimizer = train.seedOptimizer();
   try {
+    if (options.warmupBatches) {
+      await train.trainLoop(model, (e) => new BatchSource(set, { batchSize, shuffle: true, seed: seed + 7919 }).epoch(e), { epochs: 1, optimizer, maxBatchesPerEpoch: options.warmupBatches });
+    }
     const r = await train.trainLoop(model, batchesFor, {
       epochs,
       optimizer,

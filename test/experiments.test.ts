@@ -18,6 +18,9 @@ test('seedRun measures a subset, projects the full run, and leaves no tensors', 
   assert.ok(Math.abs(r.projectedSeconds - 2 * r.seconds) < 1e-9);
   assert.ok(r.gflopsCounted > r.gflopsNeeded && r.gflopsNeeded > 0);
   assert.ok(r.cpuSeconds > 0 && r.gflopsPerCpuSecond > 0);
+  const warmed = await experiments.seedRun(trainSet, { pipeline: 'preloaded', epochs: 1, maxBatchesPerEpoch: 2, warmupBatches: 3 });
+  assert.equal(warmed.batches, 2, 'warm-up batches are not counted');
+  assert.equal(tf.memory().numTensors, before);
   const full = await experiments.seedRun(trainSet, { pipeline: 'naive', epochs: 1 });
   assert.equal(full.partial, false);
   assert.equal(full.samples, 400);
