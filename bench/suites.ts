@@ -107,35 +107,37 @@ function epochSamples(run: train.TrainResult): number[] {
 
 /**
  * The seed experiment (SimpleNN, SGD momentum, batch 100, 5 epochs) through the custom loop
- * (preloaded batches) and through model.fit. Full mode runs all 5 epochs, except on the
- * pure-JS cpu backend, which is projected from a few batches per epoch.
+ * (preloaded batches) and through model.fit, one epoch of each in turn so both see the same
+ * machine load. Full mode trains on all 60,000 images, except on the pure-JS cpu backend and on
+ * software GPUs, where a few batches per epoch are projected to the full set.
  */
-export async function seedSuite(ctx: BenchContext, label = ''): Promise<SuiteOutput & { loopSecondsPerBatch: number; fitSecondsPerBatch: number; loopProjected: number; fitProjected: number; loopGflops: number; loopGflopsPerCpuSecond: number }> {
+export async function seedSuite(ctx: BenchContext): Promise<SuiteOutput & { fitOverLoop: number; loopProjected: number; fitProjected: number; loopGflops: number; loopGflopsPerCpuSecond: number }> {
   const out: SuiteOutput = { results: [], rows: [] };
-  const cpu = slowBackend();
-  const maxBatches = cpu ? env.pick(3, 1) : env.pick<number | undefined>(undefined, 4);
-  const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: maxBatches, warmupBatches: maxBatches ? 2 : 0 });
-  const loopNote = loop.partial ? `projected from ${loop.batches}/${loop.fullBatches} batches` : 'all 5 epochs measured';
+  const slow = slowBackend();
+  const maxSamples = slow ? env.pick(300, 100) : env.pick<number | undefined>(undefined, 2000);
+  const r = await experiments.loopVsFit(ctx.ds.train, { epochs: 5, maxSamples });
+  const scale = ctx.ds.train.count / r.samplesPerEpoch;
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const loopSeconds = sum(r.loopEpochSeconds);
+  const fitSeconds = sum(r.fitEpochSeconds);
+  const counted = 5 * r.flopsPerEpoch.counted;
+  const needed = 5 * r.flopsPerEpoch.needed;
+  const loopGflops = counted / loopSeconds / 1e9;
+  const fitGflops = counted / fitSeconds / 1e9;
+  const loopCpuRate = counted / r.loopCpuSeconds / 1e9;
+  const how = r.partial ? `projected from ${r.samplesPerEpoch / 100} batches/epoch` : 'all 5 epochs measured';
+  const common = { epochs: 5, batchSize: 100, samplesPerEpoch: r.samplesPerEpoch, interleaved: true };
   out.results.push(result({
-    experiment: 'seed-mlp', variant: `custom-loop${label}`,
-    params: { epochs: 5, batchSize: 100, batchesPerEpoch: loop.epochs[0].batches, pipeline: 'preloaded' },
-    extra: { fiveEpochSeconds: loop.projectedSeconds, partial: loop.partial, gflopsCounted: loop.gflopsCounted, gflopsNeeded: loop.gflopsNeeded, dataSeconds: loop.projectedDataSeconds, computeSeconds: loop.projectedComputeSeconds, finalLoss: loop.finalLoss, cpuSeconds: loop.cpuSeconds, gflopsPerCpuSecond: loop.gflopsPerCpuSecond },
-  }, epochSamples(loop), ctx.ds));
-  out.rows.push({ experiment: 'seed 5 epochs', variant: `custom loop${label}`, median: loop.projectedSeconds, unit: 's/5 epochs', gflops: loop.gflopsCounted, note: `${loopNote}; needed-FLOP rate ${loop.gflopsNeeded.toFixed(1)}; ${loop.gflopsPerCpuSecond.toFixed(1)} GFLOP per CPU-second` });
-
-  const fitOpts = cpu ? { epochs: 1, maxSamples: env.pick(300, 100) } : env.pick({ epochs: 5 }, { epochs: 1, maxSamples: 2000 });
-  const fit = await experiments.fitRun(ctx.ds.train, fitOpts);
-  const fitEpochs = fitOpts.epochs;
-  const fitFive = (fit.projectedSeconds * 5) / fitEpochs;
-  const fitPerBatch = fit.seconds / (fit.samples / 100);
-  const loopPerBatch = loop.seconds / loop.batches;
+    experiment: 'seed-mlp', variant: 'custom-loop', params: { ...common, pipeline: 'preloaded' },
+    extra: { fiveEpochSeconds: loopSeconds * scale, partial: r.partial, gflopsCounted: loopGflops, gflopsNeeded: needed / loopSeconds / 1e9, cpuSeconds: r.loopCpuSeconds, gflopsPerCpuSecond: loopCpuRate, finalLoss: r.loopFinalLoss },
+  }, r.loopEpochSeconds, ctx.ds));
+  out.rows.push({ experiment: 'seed 5 epochs', variant: 'custom loop', median: loopSeconds * scale, unit: 's/5 epochs', gflops: loopGflops, note: `${how}; needed-FLOP rate ${(needed / loopSeconds / 1e9).toFixed(1)}; ${loopCpuRate.toFixed(1)} GFLOP per CPU-second` });
   out.results.push(result({
-    experiment: 'seed-mlp', variant: `model.fit${label}`,
-    params: { epochs: fitEpochs, batchSize: 100, samplesPerEpoch: fit.samples / fitEpochs },
-    extra: { fiveEpochSeconds: fitFive, partial: fit.partial || fitEpochs < 5, gflopsCounted: fit.gflopsCounted, fitOverLoopPerBatch: fitPerBatch / loopPerBatch },
-  }, fit.epochSeconds, ctx.ds));
-  out.rows.push({ experiment: 'seed 5 epochs', variant: `model.fit${label}`, median: fitFive, unit: 's/5 epochs', gflops: fit.gflopsCounted, note: `${fit.partial || fitEpochs < 5 ? `projected from ${fit.samples / 100} batches` : 'all 5 epochs measured'}; ${(fitPerBatch / loopPerBatch).toFixed(2)}× the loop per batch` });
-  return { ...out, loopSecondsPerBatch: loopPerBatch, fitSecondsPerBatch: fitPerBatch, loopProjected: loop.projectedSeconds, fitProjected: fitFive, loopGflops: loop.gflopsCounted, loopGflopsPerCpuSecond: loop.gflopsPerCpuSecond };
+    experiment: 'seed-mlp', variant: 'model.fit', params: common,
+    extra: { fiveEpochSeconds: fitSeconds * scale, partial: r.partial, gflopsCounted: fitGflops, cpuSeconds: r.fitCpuSeconds, gflopsPerCpuSecond: counted / r.fitCpuSeconds / 1e9, fitOverLoopMedian: r.medianRatio, finalLoss: r.fitFinalLoss },
+  }, r.fitEpochSeconds, ctx.ds));
+  out.rows.push({ experiment: 'seed 5 epochs', variant: 'model.fit', median: fitSeconds * scale, unit: 's/5 epochs', gflops: fitGflops, note: `${how}; ${r.medianRatio.toFixed(2)}× the loop (median of per-epoch ratios ${r.ratios.map((x) => x.toFixed(2)).join(', ')})` });
+  return { ...out, fitOverLoop: r.medianRatio, loopProjected: loopSeconds * scale, fitProjected: fitSeconds * scale, loopGflops, loopGflopsPerCpuSecond: loopCpuRate };
 }
 
 /** wasm only: the seed experiment with tfjs's stock kernels ("before"), projected from a subset. */

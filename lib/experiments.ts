@@ -156,6 +156,88 @@ export async function fitRun(set: ImageSet, options: { epochs?: number; maxSampl
   }
 }
 
+/** The seed experiment through the custom loop and through `model.fit`, epoch by epoch, interleaved. */
+export interface LoopVsFit {
+  /** Examples per epoch (the whole set, or `maxSamples`). */
+  samplesPerEpoch: number;
+  /** True when trained on a subset of the set (a projection is then needed for the full set). */
+  partial: boolean;
+  loopEpochSeconds: number[];
+  fitEpochSeconds: number[];
+  /** fit ÷ loop seconds, per epoch (both ran back to back, so under the same machine load). */
+  ratios: number[];
+  medianRatio: number;
+  /** CPU seconds of the process during the loop epochs and during the fit epochs. */
+  loopCpuSeconds: number;
+  fitCpuSeconds: number;
+  /** Counted (3× forward) and needed matmul FLOP of one epoch. */
+  flopsPerEpoch: { counted: number; needed: number };
+  loopFinalLoss: number;
+  fitFinalLoss: number;
+}
+
+/**
+ * Train two identical SimpleNNs on the same data, one with {@link train.trainLoop} over
+ * `data.BatchSource` batches and one with `model.fit` on whole-set tensors, alternating one
+ * epoch each. On a shared machine the load changes over minutes; interleaving makes the
+ * fit-vs-loop ratio of each epoch a fair comparison. `maxSamples` trains on the first n examples.
+ */
+export async function loopVsFit(set: ImageSet, options: { epochs?: number; maxSamples?: number; batchSize?: number; seed?: number } = {}): Promise<LoopVsFit> {
+  const epochs = options.epochs ?? 5;
+  const batchSize = options.batchSize ?? train.SEED_EXPERIMENT.batchSize;
+  const part = options.maxSamples !== undefined && options.maxSamples < set.count ? subset(set, options.maxSamples) : set;
+  const source = new BatchSource(part, { batchSize, shuffle: true, seed: options.seed ?? 0 });
+  const { xs, ys } = toTensors(part);
+  const loopModel = train.simpleNN();
+  const loopOpt = train.seedOptimizer();
+  const fitModel = train.simpleNN();
+  const fitOpt = train.seedOptimizer();
+  fitModel.compile({ optimizer: fitOpt, loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
+  const loopEpochSeconds: number[] = [];
+  const fitEpochSeconds: number[] = [];
+  let loopCpuSeconds = 0;
+  let fitCpuSeconds = 0;
+  let loopFinalLoss = NaN;
+  let fitFinalLoss = NaN;
+  try {
+    for (let e = 0; e < epochs; e++) {
+      const r = await train.trainLoop(loopModel, () => source.epoch(e), { epochs: 1, optimizer: loopOpt });
+      loopEpochSeconds.push(r.seconds);
+      loopCpuSeconds += r.cpuSeconds;
+      loopFinalLoss = r.finalLoss;
+      const c0 = process.cpuUsage();
+      const f = await train.fit(fitModel, xs, ys, { batchSize, epochs: 1, shuffle: true });
+      const c = process.cpuUsage(c0);
+      fitCpuSeconds += (c.user + c.system) / 1e6;
+      fitEpochSeconds.push(f.seconds);
+      fitFinalLoss = f.epochs[0]?.logs.loss ?? NaN;
+    }
+  } finally {
+    tf.dispose([xs, ys]);
+    train.disposeOptimizer(loopOpt);
+    train.disposeOptimizer(fitOpt);
+    loopModel.dispose();
+    fitModel.dispose();
+  }
+  const ratios = fitEpochSeconds.map((f, i) => f / loopEpochSeconds[i]);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const f = mlpTrainingFlops(train.SEED_EXPERIMENT.widths, part.count);
+  return {
+    samplesPerEpoch: part.count,
+    partial: part.count < set.count,
+    loopEpochSeconds,
+    fitEpochSeconds,
+    ratios,
+    medianRatio: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+    loopCpuSeconds,
+    fitCpuSeconds,
+    flopsPerEpoch: { counted: f.counted, needed: f.needed },
+    loopFinalLoss,
+    fitFinalLoss,
+  };
+}
+
 /** Options of {@link trainingThroughput}. */
 export interface ThroughputOptions {
   batchSize: number;

@@ -79,3 +79,18 @@ test('trainWithBudget stops on epochs or on wall time and reports test accuracy'
   assert.equal(byTime.stoppedBy, 'maxSeconds');
   assert.equal(byTime.steps, 1);
 });
+
+test('loopVsFit alternates loop and fit epochs on the same data and reports per-epoch ratios', async () => {
+  await useBackend('wasm');
+  const before = tf.memory().numTensors;
+  const r = await experiments.loopVsFit(trainSet, { epochs: 3, maxSamples: 200 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(r.samplesPerEpoch, 200);
+  assert.equal(r.partial, true);
+  assert.equal(r.loopEpochSeconds.length, 3);
+  assert.equal(r.fitEpochSeconds.length, 3);
+  assert.deepEqual(r.ratios, r.fitEpochSeconds.map((f, i) => f / r.loopEpochSeconds[i]));
+  assert.ok(r.ratios.includes(r.medianRatio));
+  assert.ok(Number.isFinite(r.loopFinalLoss) && Number.isFinite(r.fitFinalLoss));
+  assert.ok(r.flopsPerEpoch.counted > r.flopsPerEpoch.needed);
+});

@@ -147,6 +147,40 @@ test('slice: contiguous, strided, every rank and dtype, equals the stock kernel'
   tf.dispose([x4, xi, s]);
 });
 
+test('gather: every axis and dtype equal the stock kernel, batchDims and 2-D indices a reference; bad indices throw', async () => {
+  await useBackend('wasm');
+  const x = seeded([5, 6, 7], 41);
+  const xi = tf.range(0, 210, 1, 'int32').reshape([5, 6, 7]);
+  const idx = tf.tensor1d([4, 0, 0, 2], 'int32');
+  for (const axis of [0, 1, 2]) {
+    for (const t of [x, xi]) {
+      const r = await withAndWithout(() => tf.gather(t, idx, axis));
+      assert.deepEqual(r.shapeFast, r.shapeStock, `axis ${axis}`);
+      assert.equal(maxAbsDiff(r.fast, r.stock), 0, `axis ${axis} ${t.dtype}`);
+    }
+  }
+  // batchDims: compared with a reference computed here (the stock wasm kernel can read out of
+  // bounds for batchDims > 0 in tfjs 4.22: "memory access out of bounds").
+  const bidx = tf.tensor2d([[1, 0], [2, 2], [0, 1], [1, 1], [2, 0]], [5, 2], 'int32');
+  wf.installFastKernels();
+  const gb = tf.gather(x, bidx, 2, 1);
+  assert.deepEqual(gb.shape, [5, 6, 2]);
+  const xa = x.arraySync() as number[][][];
+  const ba = bidx.arraySync() as number[][];
+  assert.deepEqual(gb.arraySync(), xa.map((rows, b) => rows.map((row) => ba[b].map((k) => row[k]))), 'batchDims 1');
+  gb.dispose();
+  const i2 = tf.tensor2d([[3, 1], [0, 4]], [2, 2], 'int32');
+  const r2 = await withAndWithout(() => tf.gather(x, i2, 0));
+  assert.deepEqual(r2.shapeFast, [2, 2, 6, 7]);
+  assert.equal(maxAbsDiff(r2.fast, r2.stock), 0, '2-D indices');
+  wf.installFastKernels();
+  wf.resetKernelStats();
+  tf.gather(x, idx).dispose();
+  assert.equal(wf.kernelStats().gathers, 1);
+  assert.throws(() => tf.gather(x, tf.tensor1d([5], 'int32')), /index value 5 is not in \[0, 4\]/);
+  tf.dispose([x, xi, idx, bidx, i2]);
+});
+
 test('Dense-layer gradients on wasm (with the overrides) equal the cpu backend', async () => {
   const grads = async (backend: string) => {
     await useBackend(backend);
