@@ -178,6 +178,9 @@ export async function wasmThreadsSuite(ctx: BenchContext): Promise<SuiteOutput &
       await device.useBackend('wasm');
       const actual = wasmFast.wasmThreadsCount();
       if (threads === 2) got = actual;
+      const mm = await flops.matMulThroughput(1024, 1024, 1024, { repeats: env.pick(6, 3) });
+      out.results.push(result({ experiment: 'wasm-threads-matmul', variant: `${actual} wasm thread(s)`, params: { m: 1024, k: 1024, n: 1024, threads: actual }, extra: { gflops: mm.gflops, gflopsBest: mm.gflopsBest } }, mm.timing.samples, null));
+      out.rows.push({ experiment: 'wasm matmul', variant: `1024³, ${actual} wasm thread(s)`, median: mm.timing.median, unit: 's/matmul', gflops: mm.gflopsBest, note: `fastest repeat (median ${mm.gflops.toFixed(1)}); % is of the default 1-thread peak` });
       const run = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(60, 4), warmupBatches: 2 });
       secs[threads] = run.projectedSeconds;
       out.results.push(result({
