@@ -27,6 +27,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../fsutil';
+import { dataDir } from '../env';
+import { loadFashionMnist, type FashionMnist } from './fashion-mnist';
 
 /** How labels come out: one-hot `[b, classes]`, `[b, 1]` 0/1 for two classes, or `[b]` class indices. */
 export type ClassMode = 'categorical' | 'binary' | 'sparse';
@@ -683,4 +685,31 @@ export async function writeImageTree(set: ImageArray, classNames: readonly strin
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
   writeFileAtomic(marker, JSON.stringify({ key, count, classDirs, bytes, written: new Date().toISOString() }) + '\n');
   return { dir, classDirs, count, reused: false, bytes };
+}
+
+/** Options of {@link writeFashionMnistTree}. */
+export interface FashionMnistTreeOptions {
+  /** Which set (default `train`). */
+  split?: 'train' | 'test';
+  /** Write only the first `limit` images (default all). */
+  limit?: number;
+  /** Target folder (default `<data dir>/fashion-mnist-png/<source>/<split>-<count>`). */
+  dir?: string;
+  /** An already loaded dataset (default: `loadFashionMnist()`, real or the stand-in). */
+  ds?: FashionMnist;
+}
+
+/**
+ * Write Fashion-MNIST (or the generated stand-in, whichever the data layer provides) as a
+ * class-per-folder PNG tree (`0_T-shirt-top/00042.png` …) with {@link writeImageTree}, so there is
+ * a real directory to stream. Reuses a complete tree; the folder name says which data it holds.
+ */
+export async function writeFashionMnistTree(options: FashionMnistTreeOptions = {}): Promise<ImageTreeInfo & { source: FashionMnist['source']; label: string }> {
+  const ds = options.ds ?? (await loadFashionMnist());
+  const split = options.split ?? 'train';
+  const set = ds[split];
+  const count = Math.min(options.limit ?? set.count, set.count);
+  const dir = options.dir ?? path.join(dataDir(), 'fashion-mnist-png', ds.source, `${split}-${count}`);
+  const info = await writeImageTree(set, ds.classNames, dir, { limit: count, key: `${ds.source}:${split}` });
+  return { ...info, source: ds.source, label: ds.label };
 }
