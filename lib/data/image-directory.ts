@@ -51,6 +51,8 @@ export interface ImageDirectoryOptions {
   colorMode?: 'grayscale' | 'rgb';
   /** Multiply pixel values (0..255) by this, e.g. 1/255. Default 1. */
   rescale?: number;
+  /** Added after `rescale` (like `tf.keras.layers.Rescaling(scale, offset)`): `rescale: 1/127.5, offset: -1` maps to [−1, 1]. Default 0. */
+  offset?: number;
   /** Default 32. */
   batchSize?: number;
   /** Default `categorical`. `binary` needs exactly two classes. */
@@ -194,11 +196,11 @@ function drawAugment(a: AugmentOptions | undefined, r: () => number): AugmentDra
 }
 
 /**
- * Warp one H×W×C uint8 image by an augmentation draw into `out` (float32, scaled by `scale`),
+ * Warp one H×W×C uint8 image by an augmentation draw into `out` (float32, `value × scale + offset`),
  * with bilinear sampling and nearest-edge fill, as Keras's `apply_affine_transform` does:
  * source = R(angle)·Z(zoom)·(target − centre) + centre, then an optional left-right flip.
  */
-export function applyAugment(src: Uint8Array, h: number, w: number, c: number, d: AugmentDraw, out: Float32Array, outOffset: number, scale: number): void {
+export function applyAugment(src: Uint8Array, h: number, w: number, c: number, d: AugmentDraw, out: Float32Array, outOffset: number, scale: number, offset = 0): void {
   const cy = (h - 1) / 2;
   const cx = (w - 1) / 2;
   const cos = Math.cos(d.angle);
@@ -225,7 +227,7 @@ export function applyAugment(src: Uint8Array, h: number, w: number, c: number, d
         const v01 = src[(y0 * w + x1) * c + k];
         const v10 = src[(y1 * w + x0) * c + k];
         const v11 = src[(y1 * w + x1) * c + k];
-        out[o + k] = ((v00 * (1 - fx) + v01 * fx) * (1 - fy) + (v10 * (1 - fx) + v11 * fx) * fy) * scale;
+        out[o + k] = ((v00 * (1 - fx) + v01 * fx) * (1 - fy) + (v10 * (1 - fx) + v11 * fx) * fy) * scale + offset;
       }
     }
   }
@@ -239,6 +241,7 @@ interface Resolved {
   width: number;
   channels: 1 | 3;
   rescale: number;
+  offset: number;
   batchSize: number;
   classMode: ClassMode;
   shuffle: boolean;
@@ -412,8 +415,8 @@ export class ImageDirectoryIterator {
       const xs = new Float32Array(picked.length * pixels);
       this.hold(xs.byteLength);
       picked.forEach((p, b) => {
-        if (p.draw) applyAugment(p.raw, o.height, o.width, o.channels, p.draw, xs, b * pixels, o.rescale);
-        else for (let k = 0; k < pixels; k++) xs[b * pixels + k] = p.raw[k] * o.rescale;
+        if (p.draw) applyAugment(p.raw, o.height, o.width, o.channels, p.draw, xs, b * pixels, o.rescale, o.offset);
+        else for (let k = 0; k < pixels; k++) xs[b * pixels + k] = p.raw[k] * o.rescale + o.offset;
         this.release(p.raw.byteLength);
       });
       return { xs, labels: picked.map((p) => p.label), bytes: xs.byteLength };
@@ -592,6 +595,7 @@ export async function flowFromDirectory(dir: string, options: ImageDirectoryOpti
     width,
     channels: (options.colorMode ?? 'rgb') === 'grayscale' ? 1 : 3,
     rescale: options.rescale ?? 1,
+    offset: options.offset ?? 0,
     batchSize,
     classMode,
     shuffle: options.shuffle ?? true,
@@ -611,6 +615,15 @@ export async function flowFromDirectory(dir: string, options: ImageDirectoryOpti
       }),
   };
   return new ImageDirectoryIterator(root, classNames, files, report, resolved);
+}
+
+/**
+ * Decode a whole class-per-folder directory into memory at once ({@link flowFromDirectory} then
+ * {@link ImageDirectoryIterator.loadAll}): the "load everything" approach streaming avoids.
+ */
+export async function loadImageDirectory(dir: string, options: ImageDirectoryOptions = {}): Promise<LoadedImages> {
+  const flow = await flowFromDirectory(dir, { ...options, shuffle: false });
+  return flow.loadAll();
 }
 
 // ---------------------------------------------------------------------------------------------

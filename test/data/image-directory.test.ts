@@ -148,6 +148,16 @@ test('rescale, rgb, resize, and the interpolation option', async () => {
     assert.ok(Math.abs(v[v.length - 1] - 50 / 255) < 1e-6, 'class b pixel 50 → 50/255, identical in all three channels');
     tf.dispose([value!.xs, value!.ys]);
     await it.return(undefined);
+    const [m] = await collect(await flowFromDirectory(dir, { targetSize: [10, 10], colorMode: 'grayscale', rescale: 1 / 127.5, offset: -1, shuffle: false }));
+    void m;
+    {
+      const it2 = (await flowFromDirectory(dir, { targetSize: [10, 10], colorMode: 'grayscale', rescale: 1 / 127.5, offset: -1, shuffle: false })).epoch(0);
+      const { value: v2 } = await it2.next();
+      const px = v2!.xs.dataSync();
+      assert.ok(Math.abs(px[1] - (10 / 127.5 - 1)) < 1e-6, 'offset is added after rescale');
+      tf.dispose([v2!.xs, v2!.ys]);
+      await it2.return(undefined);
+    }
     await assert.rejects(flowFromDirectory(dir, { targetSize: [0, 5] }), /targetSize must be two positive integers/);
     await assert.rejects(flowFromDirectory(dir, { batchSize: 0 }), /batchSize must be a positive integer/);
   } finally {
