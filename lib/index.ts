@@ -34,7 +34,9 @@ export * as precision from './precision';
 
 
 // --- monitoring and profiling (issue 7) ---
+export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
+export * as webgpu from './webgpu';
 
