@@ -1,35 +1,23 @@
 /**
- * Memory management measured: the peak memory of a piece of work (sampled while it runs) and a
- * batch-size finder that grows the batch until a memory budget or a real allocation failure.
+ * Memory management measured: the peak memory of a piece of work (sampled while it runs, with
+ * issue 7's `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget
+ * or a real allocation failure.
  *
  * Peak memory has three parts, read together:
- * - `rss`: the process's resident memory (`process.memoryUsage().rss`), everything including the
- *   wasm heap (which grows and never shrinks) and garbage not yet collected;
+ * - `rss`: the process's resident memory, everything including the wasm heap (which grows and
+ *   never shrinks) and garbage not yet collected;
  * - `arrayBuffers`: bytes of live ArrayBuffers/typed arrays on the host (datasets held in memory);
  * - `tfBytes`: bytes of live tensors as TensorFlow.js counts them (`tf.memory().numBytes`).
- *
- * (A minimal sampler for issue 5's notebooks; lib/monitor.ts owns the general samplers.)
  */
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
-
-/** One reading of the process and tfjs memory. */
-export interface MemorySample {
-  /** Seconds since the sampler started. */
-  t: number;
-  rss: number;
-  heapUsed: number;
-  arrayBuffers: number;
-  tfBytes: number;
-  tfTensors: number;
-  /** Size of the wasm heap when the wasm backend is active (it never shrinks), else null. */
-  wasmHeap: number | null;
-}
+import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor';
 
 /** Peaks of a sampled run, absolute and above the baseline taken when it started. */
 export interface PeakMemory {
-  baseline: MemorySample;
+  /** The first sample (after garbage collection). */
+  baseline: ProcessSample;
   peakRss: number;
   peakArrayBuffers: number;
   peakTfBytes: number;
@@ -37,21 +25,11 @@ export interface PeakMemory {
   addedRss: number;
   addedArrayBuffers: number;
   addedTfBytes: number;
-  samples: MemorySample[];
+  /** Peak `tf.memory().numBytesInGPU` minus baseline, where the backend reports it (webgpu), else null. */
+  addedGpuBytes: number | null;
   seconds: number;
-}
-
-function wasmHeapBytes(): number | null {
-  if (tf.getBackend() !== 'wasm') return null;
-  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
-  return b.wasm?.HEAPU8?.byteLength ?? null;
-}
-
-/** Read memory now. */
-export function sampleMemory(t = 0): MemorySample {
-  const m = process.memoryUsage();
-  const tm = tf.memory();
-  return { t, rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, tfBytes: tm.numBytes, tfTensors: tm.numTensors, wasmHeap: wasmHeapBytes() };
+  /** Every sample and event the sampler recorded. */
+  run: MonitorRun;
 }
 
 let gcFn: (() => void) | null | undefined;
@@ -79,80 +57,43 @@ export function collectGarbage(): boolean {
   return true;
 }
 
-/**
- * Samples memory every `intervalMs` (timer-driven, so it sees the process between awaits) and on
- * every explicit {@link sample} call (put one in a per-batch callback: synchronous compute blocks
- * the timer). `stop()` returns the peaks.
- */
-export class MemorySampler {
-  private readonly samples: MemorySample[] = [];
-  private timer: NodeJS.Timeout | null = null;
-  private t0 = 0;
-  private baseline: MemorySample | null = null;
-
-  /** A sampler ticking every `intervalMs` once started. Default 20 ms. */
-  constructor(private readonly intervalMs = 20) {}
-
-  /** Take the baseline and start the timer. */
-  start(): this {
-    this.t0 = performance.now();
-    this.baseline = sampleMemory(0);
-    this.samples.push(this.baseline);
-    this.timer = setInterval(() => this.sample(), this.intervalMs);
-    this.timer.unref?.();
-    return this;
-  }
-
-  /** Take one sample now (also called by the timer). */
-  sample(): void {
-    this.samples.push(sampleMemory((performance.now() - this.t0) / 1000));
-  }
-
-  /** Stop the timer, take a last sample, return the peaks. */
-  stop(): PeakMemory {
-    if (!this.baseline) throw new Error('MemorySampler.stop: not started');
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    this.sample();
-    const b = this.baseline;
-    const max = (k: 'rss' | 'arrayBuffers' | 'tfBytes') => Math.max(...this.samples.map((s) => s[k]));
-    const peakRss = max('rss');
-    const peakArrayBuffers = max('arrayBuffers');
-    const peakTfBytes = max('tfBytes');
-    return {
-      baseline: b,
-      peakRss,
-      peakArrayBuffers,
-      peakTfBytes,
-      addedRss: peakRss - b.rss,
-      addedArrayBuffers: peakArrayBuffers - b.arrayBuffers,
-      addedTfBytes: peakTfBytes - b.tfBytes,
-      samples: [...this.samples],
-      seconds: (performance.now() - this.t0) / 1000,
-    };
-  }
+/** Summarise a sampled run into peaks above its first sample. */
+export function peakOf(run: MonitorRun): PeakMemory {
+  if (run.samples.length === 0) throw new Error('peakOf: the run has no samples');
+  const b = run.samples[0];
+  const max = (f: (s: ProcessSample) => number) => Math.max(...run.samples.map(f));
+  const peakRss = max((s) => s.rssBytes);
+  const peakArrayBuffers = max((s) => s.arrayBuffersBytes);
+  const peakTfBytes = max((s) => s.tfNumBytes);
+  const gpu = run.samples.map((s) => s.tfNumBytesInGPU).filter((x): x is number => x !== null);
+  return {
+    baseline: b,
+    peakRss,
+    peakArrayBuffers,
+    peakTfBytes,
+    addedRss: peakRss - b.rssBytes,
+    addedArrayBuffers: peakArrayBuffers - b.arrayBuffersBytes,
+    addedTfBytes: peakTfBytes - b.tfNumBytes,
+    addedGpuBytes: gpu.length && b.tfNumBytesInGPU !== null ? Math.max(...gpu) - b.tfNumBytesInGPU : null,
+    seconds: run.durationMs / 1000,
+    run,
+  };
 }
 
 /**
- * Run `fn` while sampling memory; collects garbage first so the baseline is clean. `fn` receives
- * the sampler so it can sample at known points (e.g. after every batch).
+ * Run `fn` while sampling memory (every `intervalMs`, default 20, and whenever `fn` calls
+ * `sampler.sample()`, e.g. in `onBatchBegin`/`onBatchEnd`: synchronous compute blocks the timer).
+ * Collects garbage first so the baseline is clean. Returns `fn`'s value and the peaks.
  *
  * ```ts
- * const { value, peak } = await memory.measurePeakMemory(async (s) => model.fitDataset(ds, {
- *   epochs: 1, callbacks: { onBatchEnd: async () => s.sample() } }));
+ * const { peak } = await memory.measurePeakMemory((s) => model.fitDataset(ds, {
+ *   epochs: 1, callbacks: { onBatchBegin: async () => { s.sample(); } } }));
  * ```
  */
-export async function measurePeakMemory<T>(fn: (sampler: MemorySampler) => T | Promise<T>, options: { intervalMs?: number; gc?: boolean } = {}): Promise<{ value: T; peak: PeakMemory }> {
+export async function measurePeakMemory<T>(fn: (sampler: Sampler) => T | Promise<T>, options: { intervalMs?: number; gc?: boolean } = {}): Promise<{ value: T; peak: PeakMemory }> {
   if (options.gc ?? true) collectGarbage();
-  const sampler = new MemorySampler(options.intervalMs ?? 20).start();
-  let value: T;
-  try {
-    value = await fn(sampler);
-  } catch (err) {
-    sampler.stop();
-    throw err;
-  }
-  return { value, peak: sampler.stop() };
+  const { value, run } = await monitor(fn, { intervalMs: options.intervalMs ?? 20, nvidiaSmi: false });
+  return { value, peak: peakOf(run) };
 }
 
 // ---------------------------------------------------------------------------------------------
