@@ -236,7 +236,8 @@ export function applyAugment(src: Uint8Array, h: number, w: number, c: number, d
 // ---------------------------------------------------------------------------------------------
 // the iterator
 
-interface Resolved {
+/** Options after defaults and validation (internal to {@link flowFromDirectory}). */
+export interface ResolvedImageDirectoryOptions {
   height: number;
   width: number;
   channels: 1 | 3;
@@ -255,7 +256,8 @@ interface Resolved {
   onSkip: (s: SkippedImage) => void;
 }
 
-interface HostBatch {
+/** One decoded batch on the host: `xs` float32 NHWC (rescaled, augmented), `labels` class indices, `bytes` held. */
+export interface HostBatch {
   xs: Float32Array;
   labels: number[];
   bytes: number;
@@ -281,13 +283,13 @@ export class ImageDirectoryIterator {
   readonly classMode: ClassMode;
   /** What was found: empty classes, non-image files, skipped images, peak buffered bytes. */
   readonly report: ImageDirectoryReport;
-  private readonly opt: Resolved;
+  private readonly opt: ResolvedImageDirectoryOptions;
   private readonly bad = new Set<string>();
   private buffered = 0;
   private epochsStarted = 0;
 
   /** @internal use {@link flowFromDirectory}. */
-  constructor(directory: string, classNames: string[], files: ImageFile[], report: ImageDirectoryReport, opt: Resolved) {
+  constructor(directory: string, classNames: string[], files: ImageFile[], report: ImageDirectoryReport, opt: ResolvedImageDirectoryOptions) {
     this.directory = directory;
     this.classNames = classNames;
     this.classIndices = Object.fromEntries(classNames.map((c, i) => [c, i]));
@@ -590,7 +592,7 @@ export async function flowFromDirectory(dir: string, options: ImageDirectoryOpti
 
   const warned = new Set<string>();
   const interp = options.interpolation ?? 'nearest';
-  const resolved: Resolved = {
+  const resolved: ResolvedImageDirectoryOptions = {
     height,
     width,
     channels: (options.colorMode ?? 'rgb') === 'grayscale' ? 1 : 3,

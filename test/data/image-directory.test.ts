@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../lib/device';
 import * as imageDirectory from '../../lib/data/image-directory';
 import { tempDir } from '../helpers';
+import { CLASS_NAMES, type FashionMnist } from '../../lib/data/fashion-mnist';
 
 const { flowFromDirectory } = imageDirectory;
 
@@ -449,6 +450,30 @@ test('writeImageTree writes a class-per-folder PNG tree that streams back pixel-
     assert.equal(imageDirectory.classFolderName(3, 'a b/c', 12), '03_a-b-c');
     await assert.rejects(imageDirectory.writeImageTree({ ...set, labels: Uint8Array.from({ length: n }, () => 9) }, names, path.join(dir, 't2')), /image 0 has label 9, outside 0\.\.2/);
   } finally {
+    cleanup();
+  }
+});
+
+test('writeFashionMnistTree writes under the data dir, named after the source, split and count', async () => {
+  const { dir, cleanup } = tempDir();
+  const old = process.env.GPULAB_DATA_DIR;
+  process.env.GPULAB_DATA_DIR = dir;
+  try {
+    const set = { images: new Uint8Array(20 * 784).fill(3), labels: Uint8Array.from({ length: 20 }, (_, i) => i % 10), count: 20, height: 28, width: 28 };
+    const ds: FashionMnist = { train: set, test: set, classNames: CLASS_NAMES, source: 'generated-stand-in', label: 'generated stand-in (not Fashion-MNIST)', dir: '' };
+    const info = await imageDirectory.writeFashionMnistTree({ ds, limit: 12 });
+    assert.equal(info.dir, path.join(dir, 'fashion-mnist-png', 'generated-stand-in', 'train-12'));
+    assert.equal(info.count, 12);
+    assert.equal(info.source, 'generated-stand-in');
+    assert.equal(info.classDirs[0], '0_T-shirt-top');
+    const flow = await flowFromDirectory(info.dir, { targetSize: [28, 28], colorMode: 'grayscale' });
+    assert.equal(flow.samples, 12);
+    assert.equal(flow.classNames.length, 10);
+    const t = await imageDirectory.writeFashionMnistTree({ ds, split: 'test' });
+    assert.match(t.dir, /generated-stand-in[\\/]test-20$/);
+  } finally {
+    if (old === undefined) delete process.env.GPULAB_DATA_DIR;
+    else process.env.GPULAB_DATA_DIR = old;
     cleanup();
   }
 });
