@@ -27,6 +27,10 @@ export { setup } from './notebook';
 
 
 // --- transfer learning, pruning (issue 6) ---
+export * as transfer from './transfer';
+export * as pruning from './pruning';
+/** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
+export * as wasmConvGrad from './wasm-conv-grad';
 
 
 // --- monitoring and profiling (issue 7) ---
