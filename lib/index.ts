@@ -18,6 +18,7 @@ export * as nb from './notebook';
 export { setup } from './notebook';
 
 // --- data layer (issue 3) ---
+export * as data from './data';
 
 
 // --- training, wasm speed-ups (issue 4) ---

@@ -40,7 +40,7 @@ if [ -n "$spec" ] && grep -qF "\"$TSLAB\"" "$spec"; then
   say "tslab kernel already registered with this project's tslab ($spec)"
 else
   say "registering the tslab kernel with $TSLAB (python: $JPY)"
-  "$TSLAB" install --python="$JPY" --binary="$TSLAB" >/dev/null
+  "$TSLAB" install --user --python="$JPY" --binary="$TSLAB" >/dev/null
   spec="$(kernel_json)"
   grep -qF "\"$TSLAB\"" "$spec" || { say "ERROR: kernel registration failed (no tslab kernel.json naming $TSLAB)"; exit 1; }
   say "tslab kernel registered: $spec"

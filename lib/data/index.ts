@@ -1,0 +1,15 @@
+/**
+ * The data layer: Fashion-MNIST (real or generated stand-in), the IDX format, fast batching,
+ * and tabular data through nodejs-polars.
+ *
+ * ```ts
+ * import { data } from 'gpulab';
+ * const ds = await data.loadFashionMnist();
+ * data.announce(ds);
+ * const train = new data.BatchSource(ds.train, { batchSize: 100, shuffle: true, seed: 0 });
+ * ```
+ */
+export * from './idx';
+export * from './fashion-mnist';
+export * from './batches';
+export { mulberry32, mixSeed, generateImages, type GeneratedImages } from './stand-in';
