@@ -22,6 +22,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from './fsutil';
+import { dataDir, isQuick } from './env';
+import { deviceLabel, describeDevice } from './device';
+import { evaluateAccuracy } from './complexity';
+import { median } from './timing';
+import { loadFashionMnist, subset, type FashionMnist } from './data/fashion-mnist';
+import { normalizePixels } from './data/batches';
 
 // ---------------------------------------------------------------------------------------------
 // Loading and saving
@@ -147,11 +153,16 @@ export function fileIO(location: string): tf.io.IOHandler {
  * Load a Layers model: an `http(s)://` URL goes through tfjs's own HTTP loader (the real path
  * for published models, e.g. a converted MobileNet or VGG16); a local folder, model.json path
  * or `file://` URL goes through {@link fileIO}. Errors name the source and the problem.
+ * `timeoutMs` bounds each HTTP request (so an offline machine fails fast).
  */
-export async function loadModel(source: string, options: tf.io.LoadOptions = {}): Promise<tf.LayersModel> {
+export async function loadModel(source: string, options: tf.io.LoadOptions & { timeoutMs?: number } = {}): Promise<tf.LayersModel> {
   if (/^https?:\/\//i.test(source)) {
+    const { timeoutMs, ...load } = options;
+    if (timeoutMs !== undefined && !load.fetchFunc) {
+      load.fetchFunc = (input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    }
     try {
-      return await tf.loadLayersModel(source, options);
+      return await tf.loadLayersModel(source, load);
     } catch (err) {
       throw new Error(`Cannot load the Layers model at ${source}: ${(err as Error).message}`);
     }
@@ -338,4 +349,225 @@ export function relabel(set: { images: Uint8Array; labels: Uint8Array; count: nu
     labels[j++] = m;
   }
   return { images, labels, count: n, height: set.height, width: set.width };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The source task: a base trained here, because no pre-trained weights can be downloaded
+// ---------------------------------------------------------------------------------------------
+
+/** The source task's classes (Fashion-MNIST labels 0–4: T-shirt/top, Trouser, Pullover, Dress, Coat). */
+export const SOURCE_CLASSES: readonly number[] = [0, 1, 2, 3, 4];
+/** The target task's classes (labels 5–9: Sandal, Shirt, Sneaker, Bag, Ankle boot). */
+export const TARGET_CLASSES: readonly number[] = [5, 6, 7, 8, 9];
+/** The layer the transfer notebook cuts the source base at. */
+export const SOURCE_CUT_LAYER = 'block3_conv';
+
+/** What is stored with the source base (model.json `userDefinedMetadata`). */
+export interface SourceBaseMetadata {
+  [key: string]: string | number | number[] | boolean;
+  sourceTask: string;
+  sourceClasses: number[];
+  dataset: string;
+  datasetSource: string;
+  trainExamples: number;
+  epochs: number;
+  /** Accuracy on the source classes of the test set. */
+  sourceTestAccuracy: number;
+  trainSeconds: number;
+  trainedOn: string;
+  trainedAt: string;
+  quick: boolean;
+}
+
+/** Options of {@link ensureSourceBase} / {@link trainSourceBase}. */
+export interface SourceBaseOptions {
+  /** Where to keep it (default `data/models/fmnist-source-0to4-convnet-<dataset>`). */
+  dir?: string;
+  /** The dataset (default: `data.loadFashionMnist()`). */
+  ds?: FashionMnist;
+  /** Source-task training examples (default 15,000; 3,000 in quick mode). */
+  trainExamples?: number;
+  /** Epochs (default 3; 2 in quick mode). */
+  epochs?: number;
+  batchSize?: number;
+  seed?: number;
+  /** Retrain even if a saved base exists. */
+  force?: boolean;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+/** The default folder of the source base for a dataset source. */
+export function defaultSourceBaseDir(datasetSource: string, quick = false): string {
+  return path.join(dataDir(), 'models', `fmnist-source-0to4-convnet-${datasetSource}${quick ? '-quick' : ''}`);
+}
+
+/**
+ * Train {@link buildSourceConvnet} on the source task (classes 0–4) and save it with its
+ * {@link SourceBaseMetadata}. What `scripts/train-transfer-base.ts` runs.
+ */
+export async function trainSourceBase(options: SourceBaseOptions = {}): Promise<{ dir: string; metadata: SourceBaseMetadata }> {
+  const ds = options.ds ?? (await loadFashionMnist());
+  const quick = isQuick();
+  const dir = options.dir ?? defaultSourceBaseDir(ds.source, quick);
+  const n = options.trainExamples ?? (quick ? 3000 : 15000);
+  const epochs = options.epochs ?? (quick ? 2 : 3);
+  const seed = options.seed ?? 0;
+  const train = relabel(subset(ds.train, n, { seed, classes: [...SOURCE_CLASSES] }), SOURCE_CLASSES);
+  const test = relabel(subset(ds.test, ds.test.count, { classes: [...SOURCE_CLASSES] }), SOURCE_CLASSES);
+  const model = buildSourceConvnet(SOURCE_CLASSES.length, { seed });
+  const optimizer = tf.train.adam(1e-3);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const xs = tf.tensor4d(normalizePixels(train.images), [train.count, 28, 28, 1]);
+  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(train.labels, 'int32'), SOURCE_CLASSES.length));
+  const t0 = performance.now();
+  try {
+    await model.fit(xs, ys, {
+      epochs,
+      batchSize: options.batchSize ?? 64,
+      shuffle: true,
+      verbose: 0,
+      callbacks: { onEpochEnd: async (e, logs) => options.log?.(`source base: epoch ${e + 1}/${epochs}, loss ${logs?.loss?.toFixed(4)}, train accuracy ${logs?.acc?.toFixed(4)}`) },
+    });
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const sourceTestAccuracy = await evaluateAccuracy(model, test);
+    const metadata: SourceBaseMetadata = {
+      sourceTask: `${ds.label}, classes ${SOURCE_CLASSES.join(', ')} (${SOURCE_CLASSES.map((c) => ds.classNames[c]).join(', ')})`,
+      sourceClasses: [...SOURCE_CLASSES],
+      dataset: ds.label,
+      datasetSource: ds.source,
+      trainExamples: train.count,
+      epochs,
+      sourceTestAccuracy,
+      trainSeconds,
+      trainedOn: deviceLabel(describeDevice()),
+      trainedAt: new Date().toISOString(),
+      quick,
+    };
+    await saveModel(model, dir, metadata);
+    options.log?.(`source base saved to ${dir} (source test accuracy ${(sourceTestAccuracy * 100).toFixed(1)}%, ${trainSeconds.toFixed(1)} s)`);
+    return { dir, metadata };
+  } finally {
+    tf.dispose([xs, ys]);
+    model.dispose();
+    optimizer.dispose();
+  }
+}
+
+/**
+ * The source base for the transfer notebook: the saved one if `data/models/` has it (the full
+ * one preferred, the quick one accepted in quick mode), else trained now with
+ * {@link trainSourceBase} (e.g. on a fresh clone). Returns where it is, whether it was trained
+ * in this call, and its metadata (where it came from).
+ */
+export async function ensureSourceBase(options: SourceBaseOptions = {}): Promise<{ dir: string; trainedNow: boolean; metadata: SourceBaseMetadata }> {
+  const ds = options.ds ?? (await loadFashionMnist());
+  const candidates = options.dir ? [options.dir] : [defaultSourceBaseDir(ds.source, false), ...(isQuick() ? [defaultSourceBaseDir(ds.source, true)] : [])];
+  if (!options.force) {
+    for (const dir of candidates) {
+      if (fs.existsSync(modelJsonPath(dir))) {
+        return { dir, trainedNow: false, metadata: readModelMetadata(dir) as SourceBaseMetadata };
+      }
+    }
+  }
+  const { dir, metadata } = await trainSourceBase({ ...options, ds, dir: options.dir });
+  return { dir, trainedNow: true, metadata };
+}
+
+/** The three ways of training on the target task. */
+export type TransferMethod = 'frozen' | 'fine-tune' | 'scratch';
+
+/** Options of {@link trainOnTarget}. */
+export interface TargetRunOptions {
+  method: TransferMethod;
+  /** The saved source base (folder or model.json). */
+  baseDir: string;
+  /** Layer to cut the base at (default {@link SOURCE_CUT_LAYER}). */
+  cutLayer?: string;
+  /** Target training set, labels already 0…numClasses−1 (see {@link relabel}). */
+  train: { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number };
+  test: { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number };
+  numClasses: number;
+  epochs: number;
+  batchSize?: number;
+  /** Default: 1e-3 for frozen and scratch, 1e-4 for fine-tuning (pre-trained weights need small steps). */
+  learningRate?: number;
+  /** Head width (the article: 1024). */
+  headUnits?: number;
+  seed?: number;
+}
+
+/** What one target-task run measured. */
+export interface TargetRunResult {
+  [key: string]: string | number;
+  method: TransferMethod;
+  examples: number;
+  epochs: number;
+  trainableParams: number;
+  totalParams: number;
+  /** Test accuracy on the target classes after training. */
+  accuracy: number;
+  /** Wall seconds of the whole fit. */
+  fitSeconds: number;
+  /** Median seconds per epoch (first epoch excluded when there are ≥ 2). */
+  epochSeconds: number;
+}
+
+/**
+ * One target-task run: load the base from disk (a fresh copy, so runs don't share weights),
+ * cut it, then
+ * - `frozen`: freeze the base, train only the head (the article's recipe);
+ * - `fine-tune`: train base and head together, from the pre-trained weights;
+ * - `scratch`: the same architecture with random weights, everything trained.
+ * Then measure test accuracy. Everything it creates is disposed.
+ */
+export async function trainOnTarget(o: TargetRunOptions): Promise<TargetRunResult> {
+  const loaded = await loadModel(o.baseDir);
+  const base = o.method === 'scratch' ? freshCopy(loaded) : loaded;
+  const features = cutAt(base, o.cutLayer ?? SOURCE_CUT_LAYER);
+  if (o.method === 'frozen') freeze(features);
+  const model = addClassificationHead(features, o.numClasses, { units: o.headUnits });
+  const optimizer = tf.train.adam(o.learningRate ?? (o.method === 'fine-tune' ? 1e-4 : 1e-3));
+  model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+  const counts = parameterCounts(model);
+  const xs = tf.tensor4d(normalizePixels(o.train.images), [o.train.count, 28, 28, 1]);
+  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(o.train.labels, 'int32'), o.numClasses));
+  const times: number[] = [];
+  let t0 = 0;
+  const start = performance.now();
+  try {
+    await model.fit(xs, ys, {
+      epochs: o.epochs,
+      batchSize: o.batchSize ?? 32,
+      shuffle: true,
+      verbose: 0,
+      callbacks: {
+        onEpochBegin: async () => {
+          t0 = performance.now();
+        },
+        onEpochEnd: async () => {
+          times.push((performance.now() - t0) / 1000);
+        },
+      },
+    });
+    const fitSeconds = (performance.now() - start) / 1000;
+    const timed = times.length >= 2 ? times.slice(1) : times;
+    return {
+      method: o.method,
+      examples: o.train.count,
+      epochs: o.epochs,
+      trainableParams: counts.trainable,
+      totalParams: counts.total,
+      accuracy: await evaluateAccuracy(model, o.test),
+      fitSeconds,
+      epochSeconds: median(timed),
+    };
+  } finally {
+    tf.dispose([xs, ys]);
+    const used = new Set(model.layers);
+    model.dispose(); // disposes the head and the (shared) base layers it uses
+    for (const l of base.layers) if (!used.has(l)) l.dispose(); // the layers above the cut
+    if (base !== loaded) loaded.dispose();
+    optimizer.dispose();
+  }
 }
