@@ -312,3 +312,20 @@ test('pruneStructured removes filters from a convnet (through BatchNorm, pooling
   tf.dispose([x, a, b]);
   for (const m of [small, r2.model, model]) m.dispose();
 });
+
+test('pruning works on a Sequential model too (callbacks see its inner model)', async () => {
+  const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [8], units: 8, activation: 'relu' }), tf.layers.dense({ units: 1, activation: 'sigmoid' })] });
+  const pruned = pruning.pruneLowMagnitude(model, { schedule: new pruning.ConstantSparsity({ targetSparsity: 0.5, frequency: 1 }) });
+  assert.ok(pruned instanceof tf.Sequential);
+  const opt = tf.train.adam();
+  pruned.compile({ optimizer: opt, loss: 'binaryCrossentropy' });
+  const xs = tf.randomNormal([32, 8]);
+  const ys = tf.tidy(() => xs.sum(1, true).greater(0).toFloat());
+  await pruned.fit(xs, ys, { batchSize: 8, epochs: 2, verbose: 0, callbacks: [new pruning.UpdatePruningStep()] });
+  assert.deepEqual(pruning.sparsityReport(pruned).map((r) => r.zeros), [32, 4]);
+  const plain = pruning.stripPruning(pruned);
+  assert.ok(plain instanceof tf.Sequential);
+  tf.dispose([xs, ys]);
+  for (const m of [pruned, model, plain]) m.dispose();
+  opt.dispose();
+});
