@@ -255,8 +255,25 @@ export function addClassificationHead(base: tf.LayersModel, numClasses: number, 
   return tf.model({ inputs: base.inputs, outputs: predictions, name: options.name });
 }
 
+/**
+ * Dispose the weights of several models that share layers (a base, a cut of it, a model with a
+ * head on it): every distinct layer is disposed once. Plain `model.dispose()` on each would
+ * fail on the second model ("already disposed") or leave the layers above a cut alive.
+ */
+export function disposeModels(...models: tf.LayersModel[]): void {
+  const layers = new Set(models.flatMap((m) => m.layers));
+  for (const l of layers) {
+    try {
+      l.dispose();
+    } catch (err) {
+      if (!/already disposed/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 /** Parameter counts of a model: all, trainable, and frozen (non-trainable). */
 export interface ParameterCounts {
+  [key: string]: number;
   total: number;
   trainable: number;
   nonTrainable: number;
@@ -387,6 +404,8 @@ export interface SourceBaseOptions {
   ds?: FashionMnist;
   /** Source-task training examples (default 15,000; 3,000 in quick mode). */
   trainExamples?: number;
+  /** Source-task test images for the reported accuracy (default all 5,000; 1,000 in quick mode). */
+  testExamples?: number;
   /** Epochs (default 3; 2 in quick mode). */
   epochs?: number;
   batchSize?: number;
@@ -414,7 +433,7 @@ export async function trainSourceBase(options: SourceBaseOptions = {}): Promise<
   const epochs = options.epochs ?? (quick ? 2 : 3);
   const seed = options.seed ?? 0;
   const train = relabel(subset(ds.train, n, { seed, classes: [...SOURCE_CLASSES] }), SOURCE_CLASSES);
-  const test = relabel(subset(ds.test, ds.test.count, { classes: [...SOURCE_CLASSES] }), SOURCE_CLASSES);
+  const test = relabel(subset(ds.test, options.testExamples ?? (quick ? 1000 : ds.test.count), { seed, classes: [...SOURCE_CLASSES] }), SOURCE_CLASSES);
   const model = buildSourceConvnet(SOURCE_CLASSES.length, { seed });
   const optimizer = tf.train.adam(1e-3);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
@@ -564,10 +583,7 @@ export async function trainOnTarget(o: TargetRunOptions): Promise<TargetRunResul
     };
   } finally {
     tf.dispose([xs, ys]);
-    const used = new Set(model.layers);
-    model.dispose(); // disposes the head and the (shared) base layers it uses
-    for (const l of base.layers) if (!used.has(l)) l.dispose(); // the layers above the cut
-    if (base !== loaded) loaded.dispose();
+    disposeModels(model, base, loaded);
     optimizer.dispose();
   }
 }

@@ -222,3 +222,12 @@ test('ensureSourceBase trains and saves the base once, with where it came from; 
     cleanup();
   }
 });
+
+test('disposeModels frees shared layers once, including the layers above a cut', () => {
+  const before = tf.memory().numTensors;
+  const base = transfer.buildSourceConvnet(5, { seed: 9 });
+  const features = transfer.cutAt(base, 'block2_pool');
+  const model = transfer.addClassificationHead(features, 3, { units: 8 });
+  transfer.disposeModels(model, features, base);
+  assert.equal(tf.memory().numTensors, before);
+});
