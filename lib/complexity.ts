@@ -162,7 +162,7 @@ export async function measureArchitecture(spec: ArchSpec, train: ImageSet, test:
     const one = tf.zeros([1, 28, 28, 1]);
     const batch = tf.zeros([256, 28, 28, 1]);
     const l1 = await benchmark(() => model.predict(one) as tf.Tensor, { warmup: 2, repeats });
-    const l256 = await benchmark(() => model.predict(batch) as tf.Tensor, { warmup: 1, repeats: Math.max(3, Math.round(repeats / 2)) });
+    const l256 = await benchmark(() => model.predict(batch) as tf.Tensor, { warmup: 2, repeats: Math.max(5, Math.round(repeats / 2)) });
     tf.dispose([one, batch]);
     return {
       name: archName(spec),
