@@ -240,6 +240,68 @@ export function scatterChart(o: ScatterOptions): ChartSpec {
   return { ...header(o), data: { values }, layer: layers } as ChartSpec;
 }
 
+/** Options for {@link timelineChart}. */
+export interface TimelineOptions {
+  title: string;
+  subtitle?: string | string[];
+  /** Long rows: one per (time, series) value. */
+  data: ChartData;
+  /** Time axis (quantitative). */
+  x: string | Field;
+  /** Value axis. */
+  y: string | Field;
+  /** The field naming each line. */
+  series: string;
+  /** The field naming the panel a row goes in; one panel per value, stacked vertically (default: one panel). */
+  panel?: string;
+  /** Vertical rules with labels (e.g. epoch ends), drawn in every panel. */
+  marks?: readonly { x: number; label: string }[];
+  width?: number;
+  /** Height of each panel (default 160). */
+  panelHeight?: number;
+}
+
+/**
+ * A timeline: lines over time in one or more stacked panels (e.g. utilization, memory), each
+ * with its own y scale, and labelled vertical rules (e.g. epoch ends) across all panels.
+ */
+export function timelineChart(o: TimelineOptions): ChartSpec {
+  const x = f(o.x);
+  const y = f(o.y);
+  const values = toRows(o.data);
+  const panels = o.panel ? [...new Set(values.map((r) => String(r[o.panel as string])))] : [''];
+  const marks = [...(o.marks ?? [])];
+  const xEnc = { field: x.field, type: 'quantitative', title: x.title ?? x.field };
+  const panelSpec = (panel: string, last: boolean) => ({
+    width: o.width ?? 520,
+    height: o.panelHeight ?? 160,
+    layer: [
+      {
+        ...(o.panel ? { transform: [{ filter: { field: o.panel, equal: panel } }] } : {}),
+        mark: { type: 'line', tooltip: true },
+        encoding: {
+          x: { ...xEnc, ...(last ? {} : { axis: { title: null } }) },
+          y: { field: y.field, type: 'quantitative', title: panel || (y.title ?? y.field) },
+          color: { field: o.series, type: 'nominal', title: null, legend: { orient: 'right', labelLimit: 260 } },
+        },
+      },
+      ...(marks.length
+        ? [
+            { data: { values: marks }, mark: { type: 'rule', color: '#999', strokeDash: [4, 3] }, encoding: { x: { field: 'x', type: 'quantitative' } } },
+            { data: { values: marks }, mark: { type: 'text', color: '#666', angle: 0, dx: 3, align: 'left', baseline: 'top', fontSize: 9, y: 2 }, encoding: { x: { field: 'x', type: 'quantitative' }, text: { field: 'label' } } },
+          ]
+        : []),
+    ],
+  });
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: o.subtitle ? { text: o.title, subtitle: o.subtitle, subtitleColor: '#555' } : o.title,
+    data: { values },
+    vconcat: panels.map((p, i) => panelSpec(p, i === panels.length - 1)),
+    resolve: { scale: { color: 'shared' } },
+  } as ChartSpec;
+}
+
 /** Compile a Vega-Lite spec to Vega; throws naming the chart and vega-lite's message if the spec is invalid. */
 export function compile(spec: ChartSpec): vega.Spec {
   try {

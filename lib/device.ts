@@ -134,9 +134,39 @@ export function missingLibraryFrom(message: string): string | null {
 }
 
 /**
- * Probe tfjs-node-gpu (then tfjs-node). `load` is injectable for tests; by default it is `require`.
+ * The CUDA libraries libtensorflow 2.9.1 (tfjs-node-gpu 4.x) loads at run time: CUDA 11.2 and
+ * cuDNN 8.1. TensorFlow does not fail when one is missing; it logs and runs on the CPU.
  */
-export async function probeTensorflow(load: (id: string) => unknown = require): Promise<BackendProbe> {
+export const TFJS_NODE_GPU_CUDA_LIBRARIES: readonly string[] = [
+  'libcudart.so.11.0', 'libcublas.so.11', 'libcublasLt.so.11', 'libcufft.so.10', 'libcurand.so.10',
+  'libcusolver.so.11', 'libcusparse.so.11', 'libcudnn.so.8',
+];
+
+/**
+ * True when the dynamic linker can load the shared library `name` (searched like `dlopen`:
+ * LD_LIBRARY_PATH, the ldconfig cache). Loading a non-addon library makes Node throw
+ * "did not self-register" or similar *after* a successful dlopen, which counts as loadable.
+ */
+export function canLoadSharedLibrary(name: string): boolean {
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, name);
+    return true;
+  } catch (err) {
+    return !/cannot open shared object file|image not found|Library not loaded|No such file/i.test(
+      (err as Error).message,
+    );
+  }
+}
+
+/**
+ * Probe tfjs-node-gpu (then tfjs-node). `load` is injectable for tests; by default it is `require`.
+ * `canLoad` (default {@link canLoadSharedLibrary}) finds the missing CUDA library when
+ * tfjs-node-gpu loads but TensorFlow reports no GPU: that case falls back, naming the library.
+ */
+export async function probeTensorflow(
+  load: (id: string) => unknown = require,
+  canLoad: (library: string) => boolean = canLoadSharedLibrary,
+): Promise<BackendProbe> {
   const tried: string[] = [];
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
@@ -158,6 +188,17 @@ export async function probeTensorflow(load: (id: string) => unknown = require): 
     if (!tf.findBackend('tensorflow')) {
       tried.push(`${pkg} loaded but registered no 'tensorflow' backend`);
       continue;
+    }
+    const instance = tf.findBackend('tensorflow') as unknown as { isUsingGpuDevice?: boolean };
+    if (pkg.endsWith('-gpu') && instance.isUsingGpuDevice === false) {
+      // libtensorflow loaded, but could not open CUDA: it would silently run on the CPU.
+      const missing = process.platform === 'linux' ? TFJS_NODE_GPU_CUDA_LIBRARIES.find((l) => !canLoad(l)) : undefined;
+      return unavailable(
+        'tensorflow',
+        missing
+          ? `${pkg} is installed but cannot load ${missing} (it needs CUDA 11.2 + cuDNN 8.1; CUDA 12 does not work), so TensorFlow would run on the CPU`
+          : `${pkg} is installed but TensorFlow sees no CUDA GPU (it needs an NVIDIA driver, CUDA 11.2 + cuDNN 8.1)`,
+      );
     }
     const gpu = pkg.endsWith('-gpu') ? nvidiaGpuName() : null;
     return {
@@ -204,7 +245,17 @@ async function probeWasm(): Promise<BackendProbe> {
 registerBackendProvider({ name: 'tensorflow', probe: () => probeTensorflow() });
 registerBackendProvider({
   name: 'webgpu',
-  probe: async () => unavailable('webgpu', 'the WebGPU (Dawn) provider is not loaded'),
+  // Loaded on first probe, not on import: importing gpulab stays cheap and cannot fail on Dawn.
+  probe: async () => {
+    let mod: typeof import('./webgpu');
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      mod = require('./webgpu') as typeof import('./webgpu');
+    } catch (err) {
+      return unavailable('webgpu', `the WebGPU (Dawn) provider failed to load: ${(err as Error).message}`);
+    }
+    return mod.probeWebgpu();
+  },
 });
 registerBackendProvider({ name: 'wasm', probe: probeWasm });
 registerBackendProvider({

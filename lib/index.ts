@@ -36,7 +36,9 @@ export * as wasmConvGrad from './wasm-conv-grad';
 
 
 // --- monitoring and profiling (issue 7) ---
+export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
+export * as webgpu from './webgpu';
 

@@ -78,3 +78,21 @@ test('provenance labels backend, device and dataset', () => {
   });
   assert.equal(line, 'measured on wasm · CPU X (2 cores) · data: generated stand-in');
 });
+
+test('timelineChart stacks one panel per group with its own y axis and draws the marks in each', async () => {
+  const data = [
+    { t: 0, v: 10, s: 'cpu %', p: 'utilization' }, { t: 1, v: 90, s: 'cpu %', p: 'utilization' }, { t: 2, v: 50, s: 'cpu %', p: 'utilization' },
+    { t: 0, v: 300, s: 'rss', p: 'memory' }, { t: 1, v: 320, s: 'rss', p: 'memory' }, { t: 2, v: 330, s: 'rss', p: 'memory' },
+  ];
+  const spec = charts.timelineChart({ title: 'timeline', subtitle: 'sub', data, x: 't', y: 'v', series: 's', panel: 'p', marks: [{ x: 1.5, label: 'epoch 1' }] });
+  const panels = (spec as { vconcat: { layer: unknown[] }[] }).vconcat;
+  assert.equal(panels.length, 2);
+  assert.equal(panels[0].layer.length, 3, 'lines, rules, rule labels');
+  assert.equal(charts.summaryLine(spec), '[chart] timeline (6 data points)');
+  const svg = await charts.toSvg(spec);
+  assert.match(svg, /^<svg/);
+  assert.equal((svg.match(/>epoch 1<\/text>/g) ?? []).length, 2, 'the mark label appears in both panels');
+  const single = charts.timelineChart({ title: 'one', data: data.slice(0, 3), x: 't', y: 'v', series: 's' });
+  assert.equal((single as { vconcat: unknown[] }).vconcat.length, 1);
+  assert.match(await charts.toSvg(single), /^<svg/);
+});

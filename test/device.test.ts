@@ -86,3 +86,59 @@ test('activateBackend refuses a backend tfjs does not have', async () => {
   await assert.rejects(device.activateBackend('no-such-backend'), /no-such-backend/);
   await device.useBackend('wasm');
 });
+
+test('tfjs-node-gpu absent: a forced tensorflow backend falls back, naming the missing package', async (t) => {
+  try {
+    require.resolve('@tensorflow/tfjs-node-gpu');
+    t.skip('@tensorflow/tfjs-node-gpu is installed here: the absent-package path cannot run');
+    return;
+  } catch {
+    /* absent, as on CI */
+  }
+  const warn = console.warn;
+  const warned: string[] = [];
+  console.warn = (msg: string) => warned.push(msg);
+  process.env.GPULAB_BACKEND = 'tensorflow';
+  try {
+    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow() });
+    const info = await device.useBackend();
+    assert.notEqual(info.backend, 'tensorflow');
+    assert.equal(tf.getBackend(), info.backend);
+    assert.match(info.fallbackNote ?? '', /'tensorflow' is unavailable: @tensorflow\/tfjs-node-gpu is not installed/);
+    assert.match(info.fallbackNote ?? '', new RegExp(`Running on '${info.backend}' instead`));
+    assert.ok(warned.some((w) => w.includes('tfjs-node-gpu is not installed')), 'the fallback is printed');
+  } finally {
+    delete process.env.GPULAB_BACKEND;
+    console.warn = warn;
+  }
+  await device.useBackend('wasm');
+});
+
+test('tfjs-node-gpu that loads but cannot open CUDA is unavailable, naming the missing library', async () => {
+  const fakeTensorflow = (usingGpu: boolean) => (id: string) => {
+    if (!id.endsWith('-gpu')) throw new Error(`Cannot find module '${id}'`);
+    // What tfjs-node-gpu does on import: register 'tensorflow' (libtensorflow reports its device).
+    tf.registerBackend('tensorflow', () => ({ isUsingGpuDevice: usingGpu, dispose() {} }) as unknown as tf.KernelBackend, 0);
+    return {};
+  };
+  try {
+    const missing = await device.probeTensorflow(fakeTensorflow(false), (lib) => lib !== 'libcudnn.so.8');
+    assert.equal(missing.available, false);
+    assert.match(missing.reason ?? '', /tfjs-node-gpu is installed but cannot load libcudnn\.so\.8 \(it needs CUDA 11\.2 \+ cuDNN 8\.1/);
+    tf.removeBackend('tensorflow');
+    const noGpu = await device.probeTensorflow(fakeTensorflow(false), () => true);
+    assert.match(noGpu.reason ?? '', /sees no CUDA GPU/);
+    tf.removeBackend('tensorflow');
+    const ok = await device.probeTensorflow(fakeTensorflow(true), () => false);
+    assert.equal(ok.available, true);
+    assert.equal(ok.name, 'tensorflow');
+  } finally {
+    if (tf.findBackendFactory('tensorflow')) tf.removeBackend('tensorflow');
+  }
+  assert.deepEqual(
+    device.TFJS_NODE_GPU_CUDA_LIBRARIES.filter((l) => /libcudart\.so\.11|libcudnn\.so\.8/.test(l)),
+    ['libcudart.so.11.0', 'libcudnn.so.8'],
+  );
+  assert.equal(device.canLoadSharedLibrary('libgpulab-does-not-exist.so.1'), false);
+  assert.equal(device.canLoadSharedLibrary('libc.so.6'), true);
+});

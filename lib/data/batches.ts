@@ -27,6 +27,22 @@ export function normalizePixels(pixels: Uint8Array, out?: Float32Array): Float32
   return dst;
 }
 
+const normalizedCache = new WeakMap<Uint8Array, Float32Array>();
+
+/**
+ * The set's pixels normalised with {@link normalizePixels}, computed once per `images` array and
+ * cached (weakly: dropped with the images). 4 bytes per pixel: 188 MB for 60,000 images.
+ * Treat the result as read-only.
+ */
+export function normalizedPixelsOf(set: ImageSet): Float32Array {
+  let out = normalizedCache.get(set.images);
+  if (!out) {
+    out = normalizePixels(set.images);
+    normalizedCache.set(set.images, out);
+  }
+  return out;
+}
+
 /** Options for {@link BatchSource} and the other batch producers. */
 export interface BatchOptions {
   batchSize: number;
@@ -97,10 +113,11 @@ function labelsTensor(labels: ArrayLike<number>, oneHot: boolean): tf.Tensor {
 }
 
 /**
- * Fast batches from a preloaded set. Each batch is gathered on the host straight from the
- * uint8 pixels, normalised on the way through a 256-entry table (exactly {@link normalizePixels}),
- * into a fresh batch-sized Float32Array, and becomes one tensor: no per-sample tensors, no
- * full-dataset tensor, no `slice` of a big tensor (which on wasm copies all of it per batch).
+ * Fast batches from a preloaded set. The set's pixels are normalised once into a Float32Array
+ * (shared by every BatchSource over the same images: see {@link normalizedPixelsOf}); each batch
+ * copies its rows from it into a fresh batch-sized Float32Array and becomes one tensor: no
+ * per-sample tensors, no full-dataset tensor, no `slice` of a big tensor (which on wasm copies
+ * all of it for every batch).
  *
  * ```ts
  * const src = new data.BatchSource(ds.train, { batchSize: 100, shuffle: true, seed: 1 });
@@ -113,12 +130,14 @@ export class BatchSource {
   readonly numBatches: number;
   private readonly set: ImageSet;
   private readonly opts: BatchOptions;
+  private readonly pixels: Float32Array;
 
   constructor(set: ImageSet, opts: BatchOptions) {
     checkOptions(set, opts, 'BatchSource');
     this.set = set;
     this.opts = { ...opts };
     this.numBatches = batchCount(set.count, opts.batchSize, opts.dropRemainder);
+    this.pixels = normalizedPixelsOf(set);
   }
 
   /** Examples per epoch (after dropping the remainder, when asked). */
@@ -133,19 +152,17 @@ export class BatchSource {
     return order.slice(start, Math.min(start + this.opts.batchSize, this.set.count));
   }
 
-  /** Build one batch's tensors from example indices (host gather + normalise, one tensor each). */
+  /** Build one batch's tensors from example indices (host gather of normalised rows, one tensor each). */
   makeBatch(indices: ArrayLike<number>): Batch {
-    const { set } = this;
+    const { set, pixels } = this;
     const px = set.height * set.width;
     const b = indices.length;
     const x = new Float32Array(b * px);
     const labels = new Uint8Array(b);
-    const img = set.images;
     for (let k = 0; k < b; k++) {
-      const src = indices[k] * px;
-      const dst = k * px;
-      for (let j = 0; j < px; j++) x[dst + j] = NORMALIZE_TABLE[img[src + j]];
-      labels[k] = set.labels[indices[k]];
+      const i = indices[k];
+      x.set(pixels.subarray(i * px, (i + 1) * px), k * px);
+      labels[k] = set.labels[i];
     }
     return {
       xs: tf.tensor(x, xsShape(b, set, this.opts.shape), 'float32'),
@@ -154,7 +171,11 @@ export class BatchSource {
   }
 
   /** Batches of one epoch; caller disposes xs/ys (or uses tf.tidy). Tensors are made lazily, one batch per step. */
-  *epoch(epochIndex: number): Generator<Batch, void, undefined> {
+  epoch(epochIndex: number): IterableIterator<Batch> {
+    return this.epochBatches(epochIndex);
+  }
+
+  private *epochBatches(epochIndex: number): Generator<Batch, void, undefined> {
     const order = epochOrder(this.set.count, { ...this.opts, epochIndex });
     const bs = this.opts.batchSize;
     for (let b = 0; b < this.numBatches; b++) {
@@ -169,7 +190,7 @@ export class BatchSource {
    */
   toDataset(): tf.data.Dataset<{ xs: tf.Tensor; ys: tf.Tensor }> {
     let epochIndex = 0;
-    return tf.data.generator(() => this.epoch(epochIndex++) as Iterator<{ xs: tf.Tensor; ys: tf.Tensor }>);
+    return tf.data.generator(() => this.epochBatches(epochIndex++) as Iterator<{ xs: tf.Tensor; ys: tf.Tensor }>);
   }
 }
 
@@ -190,11 +211,12 @@ export function toTensors(
  * per image, one small tensor each), then stack into a batch. For notebooks 02 and 08 to show
  * the input-pipeline cost. Same order and values as {@link BatchSource} for the same options.
  */
-export function* naivePerSampleBatches(
-  set: ImageSet,
-  opts: BatchOptions & { epochIndex?: number },
-): Generator<Batch, void, undefined> {
+export function naivePerSampleBatches(set: ImageSet, opts: BatchOptions & { epochIndex?: number }): IterableIterator<Batch> {
   checkOptions(set, opts, 'naivePerSampleBatches');
+  return naiveGen(set, opts);
+}
+
+function* naiveGen(set: ImageSet, opts: BatchOptions & { epochIndex?: number }): Generator<Batch, void, undefined> {
   const order = epochOrder(set.count, opts);
   const bs = opts.batchSize;
   const n = batchCount(set.count, bs, opts.dropRemainder);
@@ -225,7 +247,18 @@ export function* naivePerSampleBatches(
  * in order, `tf.gather` per batch when shuffled. The obvious way, shown for comparison: on the
  * wasm backend each slice reads the whole source tensor. Does not dispose `xs`/`ys`.
  */
-export function* sliceTensorBatches(
+export function sliceTensorBatches(
+  xs: tf.Tensor,
+  ys: tf.Tensor,
+  opts: { batchSize: number; shuffle?: boolean; seed?: number; epochIndex?: number; dropRemainder?: boolean },
+): IterableIterator<Batch> {
+  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
+    throw new Error(`sliceTensorBatches: batchSize must be a positive integer, got ${opts.batchSize}`);
+  }
+  return sliceGen(xs, ys, opts);
+}
+
+function* sliceGen(
   xs: tf.Tensor,
   ys: tf.Tensor,
   opts: { batchSize: number; shuffle?: boolean; seed?: number; epochIndex?: number; dropRemainder?: boolean },

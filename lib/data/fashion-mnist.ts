@@ -228,7 +228,7 @@ export interface FashionMnistDownloadOptions {
  * Download the four official files into the cache (skipping files already there with the
  * right checksum), each verified against its published MD5 and written atomically. Each file
  * is tried from every mirror in turn; if all fail, throws an Error listing each mirror's reason.
- * Returns the cache folder.
+ * On success it clears the record of a failed automatic download. Returns the cache folder.
  */
 export async function downloadFashionMnist(options: FashionMnistDownloadOptions = {}): Promise<string> {
   const dir = options.dir ?? defaultFashionMnistDir();
@@ -245,17 +245,24 @@ export async function downloadFashionMnist(options: FashionMnistDownloadOptions 
     let ok = false;
     for (const base of mirrors) {
       const url = base.endsWith('/') ? base + f.name : `${base}/${f.name}`;
-      try {
-        await downloadFile(url, dest, { md5: f.md5, idleTimeoutMs: options.idleTimeoutMs });
-        log(`${f.name}: downloaded from ${url}, MD5 ${f.md5} ok`);
-        ok = true;
-        break;
-      } catch (err) {
-        errors.push((err as Error).message);
+      // one retry when a reused connection was reset (a stale keep-alive socket)
+      for (let attempt = 0; attempt < 2 && !ok; attempt++) {
+        try {
+          await downloadFile(url, dest, { md5: f.md5, idleTimeoutMs: options.idleTimeoutMs });
+          log(`${f.name}: downloaded from ${url}, MD5 ${f.md5} ok`);
+          ok = true;
+        } catch (err) {
+          const msg = (err as Error).message;
+          if (attempt === 0 && /ECONNRESET|UND_ERR_SOCKET|other side closed/.test(msg)) continue;
+          errors.push(msg);
+          break;
+        }
       }
+      if (ok) break;
     }
     if (!ok) throw new Error(`Could not download Fashion-MNIST file ${f.name}:\n  ${errors.join('\n  ')}`);
   }
+  fs.rmSync(path.join(dir, DOWNLOAD_FAILED_FILE), { force: true });
   return dir;
 }
 
@@ -317,7 +324,11 @@ export function ensureStandIn(options: StandInOptions & { dir?: string } = {}): 
 export interface LoadFashionMnistOptions {
   /** Cache folder of the real data (default `data/fashion-mnist`). */
   dir?: string;
-  /** Try to download the real data when it is not cached (default true; fails fast offline). */
+  /**
+   * `true`: try to download the real data when it is not cached. `false`: never. Unset (the
+   * default): try, unless an attempt failed in the last {@link DOWNLOAD_RETRY_MS} (recorded in
+   * `<dir>/.download-failed.json`), so offline notebooks do not retry on every run.
+   */
   download?: boolean;
   /** Stand-in seed (default 42). */
   seed?: number;
@@ -327,23 +338,48 @@ export interface LoadFashionMnistOptions {
   mirrors?: readonly string[];
 }
 
+/** How long an automatic download attempt is skipped after one failed (1 hour). */
+export const DOWNLOAD_RETRY_MS = 60 * 60 * 1000;
+/** The file in the cache folder recording the last failed automatic download. */
+export const DOWNLOAD_FAILED_FILE = '.download-failed.json';
+
+function recentFailure(dir: string): { at: string; error: string } | null {
+  try {
+    const rec = JSON.parse(fs.readFileSync(path.join(dir, DOWNLOAD_FAILED_FILE), 'utf8')) as { at: string; error: string };
+    return Date.now() - Date.parse(rec.at) < DOWNLOAD_RETRY_MS ? rec : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Real Fashion-MNIST from the cache (or downloaded when `download` is true and the network
  * works); otherwise the generated stand-in (created once from a seed, written as IDX .gz, parsed
  * back through the same reader). Corrupt cached real files throw rather than fall back silently.
+ * When the stand-in is returned, `reason` says why.
  */
 export async function loadFashionMnist(opts: LoadFashionMnistOptions = {}): Promise<FashionMnist> {
   const dir = opts.dir ?? defaultFashionMnistDir();
   const real = FASHION_MNIST_FILES.map((f) => f.name);
-  let reason = `the real files are not in ${dir}`;
-  if (!hasAll(dir, real) && (opts.download ?? true)) {
-    try {
-      await downloadFashionMnist({ dir, mirrors: opts.mirrors, idleTimeoutMs: 20_000 });
-    } catch (err) {
-      reason = `the real data is not cached in ${dir} and could not be downloaded (${(err as Error).message.split('\n')[1]?.trim() ?? (err as Error).message})`;
+  let reason = `the real files are not in ${dir} (download disabled)`;
+  if (!hasAll(dir, real) && opts.download !== false) {
+    const failed = opts.download === undefined ? recentFailure(dir) : null;
+    if (failed) {
+      reason = `the real data is not cached in ${dir} and could not be downloaded at ${failed.at} (${failed.error}); not retried for an hour (npm run data:fetch retries now)`;
+    } else {
+      try {
+        await downloadFashionMnist({ dir, mirrors: opts.mirrors, idleTimeoutMs: 20_000 });
+      } catch (err) {
+        const msg = (err as Error).message;
+        const first = msg.split('\n')[1]?.trim() ?? msg;
+        reason = `the real data is not cached in ${dir} and could not be downloaded (${first})`;
+        try {
+          writeFileAtomic(path.join(dir, DOWNLOAD_FAILED_FILE), JSON.stringify({ at: new Date().toISOString(), error: first }) + '\n');
+        } catch {
+          /* a read-only cache only costs a retry next time */
+        }
+      }
     }
-  } else if (!hasAll(dir, real)) {
-    reason = `the real files are not in ${dir} (download disabled)`;
   }
   if (hasAll(dir, real)) {
     return { ...readPair(dir), classNames: CLASS_NAMES, source: 'fashion-mnist', label: REAL_LABEL, dir };

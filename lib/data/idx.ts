@@ -105,7 +105,8 @@ export function parseIdx(bytes: Uint8Array, file: string, expect: IdxExpectation
       `${file}: ${have - payload} trailing bytes: the header's dimensions [${dims.join(', ')}] need ${payload} payload bytes, ${have} follow the header`,
     );
   }
-  return { dims, data: bytes.subarray(headerBytes) };
+  // a plain Uint8Array view (not a Node Buffer, whose slice() would not copy)
+  return { dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerBytes, payload) };
 }
 
 /** Gunzip `bytes`, with an error naming `file` when they are not gzip data or the stream is corrupt. */
@@ -114,7 +115,8 @@ export function gunzipNamed(bytes: Uint8Array, file: string): Uint8Array {
     throw new Error(`${file}: not gzip data (starts with ${hexStart(bytes)}, gzip starts with 1f 8b)`);
   }
   try {
-    return zlib.gunzipSync(bytes);
+    const raw = zlib.gunzipSync(bytes);
+    return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
   } catch (err) {
     throw new Error(`${file}: corrupt gzip data (${(err as Error).message})`);
   }
@@ -150,12 +152,27 @@ export function encodeIdx(dims: readonly number[], data: Uint8Array): Uint8Array
   return out;
 }
 
-/** Encode as gzip'd IDX bytes. `level` is the zlib level (default 6); the output is deterministic. */
-export function encodeIdxGz(dims: readonly number[], data: Uint8Array, level = 6): Uint8Array {
-  return zlib.gzipSync(encodeIdx(dims, data), { level });
+/** gzip settings for writing IDX files. */
+export interface IdxGzipOptions {
+  /** zlib level 0–9 (default 6). */
+  level?: number;
+  /**
+   * zlib strategy (default `Z_RLE`: run-length matches only, ≈8× faster than the default on
+   * noisy 28×28 images and within a few percent of its size).
+   */
+  strategy?: number;
+}
+
+/** Encode as gzip'd IDX bytes. The output is deterministic (no timestamp in the gzip header). */
+export function encodeIdxGz(dims: readonly number[], data: Uint8Array, options: IdxGzipOptions = {}): Uint8Array {
+  const gz = zlib.gzipSync(encodeIdx(dims, data), {
+    level: options.level ?? 6,
+    strategy: options.strategy ?? zlib.constants.Z_RLE,
+  });
+  return new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength);
 }
 
 /** Write a gzip'd IDX file atomically (temp file, then rename). */
-export function writeIdxFile(file: string, dims: readonly number[], data: Uint8Array, level = 6): void {
-  writeFileAtomic(file, encodeIdxGz(dims, data, level));
+export function writeIdxFile(file: string, dims: readonly number[], data: Uint8Array, options: IdxGzipOptions = {}): void {
+  writeFileAtomic(file, encodeIdxGz(dims, data, options));
 }

@@ -13,3 +13,4 @@ export * from './idx';
 export * from './fashion-mnist';
 export * from './batches';
 export { mulberry32, mixSeed, generateImages, type GeneratedImages } from './stand-in';
+export * from './tabular';
