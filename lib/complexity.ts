@@ -14,6 +14,8 @@ import { BatchSource } from './data/batches';
 import type { ImageSet } from './data/fashion-mnist';
 import { benchmark } from './timing';
 import { median } from './timing';
+// Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
+import './wasm-conv-grad';
 
 /** What to build: an MLP (`width` units per hidden layer) or a convnet (`width` filters in the first block, doubling per block). */
 export interface ArchSpec {

@@ -26,6 +26,8 @@ import { dataDir, isQuick } from './env';
 import { deviceLabel, describeDevice } from './device';
 import { evaluateAccuracy } from './complexity';
 import { median } from './timing';
+// Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
+import './wasm-conv-grad';
 import { loadFashionMnist, subset, type FashionMnist } from './data/fashion-mnist';
 import { normalizePixels } from './data/batches';
 
