@@ -31,6 +31,11 @@ export * as precision from './precision';
 
 
 // --- transfer learning, pruning (issue 6) ---
+export * as transfer from './transfer';
+export * as pruning from './pruning';
+export * as complexity from './complexity';
+/** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
+export * as wasmConvGrad from './wasm-conv-grad';
 
 
 // --- monitoring and profiling (issue 7) ---
