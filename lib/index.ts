@@ -25,6 +25,9 @@ export * as data from './data';
 
 
 // --- memory management, precision (issue 5) ---
+export * as imageDirectory from './data/image-directory';
+export * as memory from './memory';
+export * as precision from './precision';
 
 
 // --- transfer learning, pruning (issue 6) ---
