@@ -29,9 +29,17 @@ export * as experiments from './experiments';
 
 
 // --- memory management, precision (issue 5) ---
+export * as imageDirectory from './data/image-directory';
+export * as memory from './memory';
+export * as precision from './precision';
 
 
 // --- transfer learning, pruning (issue 6) ---
+export * as transfer from './transfer';
+export * as pruning from './pruning';
+export * as complexity from './complexity';
+/** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
+export * as wasmConvGrad from './wasm-conv-grad';
 
 
 // --- monitoring and profiling (issue 7) ---

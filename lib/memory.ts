@@ -1,0 +1,267 @@
+/**
+ * Memory management measured: the peak memory of a piece of work (sampled while it runs, with
+ * issue 7's `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget
+ * or a real allocation failure.
+ *
+ * Peak memory has three parts, read together:
+ * - `rss`: the process's resident memory, everything including the wasm heap (which grows and
+ *   never shrinks) and garbage not yet collected;
+ * - `arrayBuffers`: bytes of live ArrayBuffers/typed arrays on the host (datasets held in memory);
+ * - `tfBytes`: bytes of live tensors as TensorFlow.js counts them (`tf.memory().numBytes`).
+ */
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import * as tf from '@tensorflow/tfjs';
+import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor';
+
+/** Peaks of a sampled run, absolute and above the baseline taken when it started. */
+export interface PeakMemory {
+  /** The first sample (after garbage collection). */
+  baseline: ProcessSample;
+  peakRss: number;
+  peakArrayBuffers: number;
+  peakTfBytes: number;
+  /** Peak minus baseline, per part: what the work itself added. */
+  addedRss: number;
+  addedArrayBuffers: number;
+  addedTfBytes: number;
+  /** Peak `tf.memory().numBytesInGPU` minus baseline, where the backend reports it (webgpu), else null. */
+  addedGpuBytes: number | null;
+  seconds: number;
+  /** Every sample and event the sampler recorded. */
+  run: MonitorRun;
+}
+
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * Run a full garbage collection, so a baseline does not count the previous run's garbage.
+ * Uses `global.gc` when node runs with `--expose-gc`, otherwise enables it at run time
+ * (`v8.setFlagsFromString`). Returns false if no collector could be reached.
+ */
+export function collectGarbage(): boolean {
+  if (gcFn === undefined) {
+    const g = (globalThis as { gc?: () => void }).gc;
+    if (typeof g === 'function') gcFn = g;
+    else {
+      try {
+        v8.setFlagsFromString('--expose-gc');
+        gcFn = vm.runInNewContext('gc') as () => void;
+      } catch {
+        gcFn = null;
+      }
+    }
+  }
+  if (!gcFn) return false;
+  gcFn();
+  return true;
+}
+
+/** Summarise a sampled run into peaks above its first sample. */
+export function peakOf(run: MonitorRun): PeakMemory {
+  if (run.samples.length === 0) throw new Error('peakOf: the run has no samples');
+  const b = run.samples[0];
+  const max = (f: (s: ProcessSample) => number) => Math.max(...run.samples.map(f));
+  const peakRss = max((s) => s.rssBytes);
+  const peakArrayBuffers = max((s) => s.arrayBuffersBytes);
+  const peakTfBytes = max((s) => s.tfNumBytes);
+  const gpu = run.samples.map((s) => s.tfNumBytesInGPU).filter((x): x is number => x !== null);
+  return {
+    baseline: b,
+    peakRss,
+    peakArrayBuffers,
+    peakTfBytes,
+    addedRss: peakRss - b.rssBytes,
+    addedArrayBuffers: peakArrayBuffers - b.arrayBuffersBytes,
+    addedTfBytes: peakTfBytes - b.tfNumBytes,
+    addedGpuBytes: gpu.length && b.tfNumBytesInGPU !== null ? Math.max(...gpu) - b.tfNumBytesInGPU : null,
+    seconds: run.durationMs / 1000,
+    run,
+  };
+}
+
+/**
+ * Run `fn` while sampling memory (every `intervalMs`, default 20, and whenever `fn` calls
+ * `sampler.sample()`, e.g. in `onBatchBegin`/`onBatchEnd`: synchronous compute blocks the timer).
+ * Collects garbage first so the baseline is clean. Returns `fn`'s value and the peaks.
+ *
+ * ```ts
+ * const { peak } = await memory.measurePeakMemory((s) => model.fitDataset(ds, {
+ *   epochs: 1, callbacks: { onBatchBegin: async () => { s.sample(); } } }));
+ * ```
+ */
+export async function measurePeakMemory<T>(fn: (sampler: Sampler) => T | Promise<T>, options: { intervalMs?: number; gc?: boolean } = {}): Promise<{ value: T; peak: PeakMemory }> {
+  if (options.gc ?? true) collectGarbage();
+  const { value, run } = await monitor(fn, { intervalMs: options.intervalMs ?? 20, nvidiaSmi: false });
+  return { value, peak: peakOf(run) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch-size finder
+
+/** True when `err` looks like a failed allocation (host, wasm or GPU), not a bug in the step. */
+export function isAllocationFailure(err: unknown): boolean {
+  const e = err as { name?: string; message?: string } | null;
+  const text = `${e?.name ?? ''}: ${e?.message ?? String(err)}`;
+  return /out of memory|OutOfMemory|\bOOM\b|allocation failed|failed to allocate|Invalid typed array length|Array buffer allocation|Cannot enlarge memory|Maximum memory size|memory access out of bounds|exceeds the max|maxBufferSize|maxStorageBufferBindingSize|Failed to create buffer/i.test(
+    text,
+  );
+}
+
+interface ErrorScopeDevice {
+  pushErrorScope(filter: 'out-of-memory' | 'validation' | 'internal'): void;
+  popErrorScope(): Promise<{ message: string; constructor?: { name?: string } } | null>;
+}
+
+function webgpuDevice(): ErrorScopeDevice | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const d = (tf.backend() as unknown as { device?: Partial<ErrorScopeDevice> }).device;
+  return d && typeof d.pushErrorScope === 'function' && typeof d.popErrorScope === 'function' ? (d as ErrorScopeDevice) : null;
+}
+
+/**
+ * Run `fn`, and report whether it failed to allocate. Thrown errors that look like allocation
+ * failures are caught and returned; other errors are re-thrown. On the webgpu backend, where a
+ * failed buffer allocation does not throw but raises a GPU error, the run is wrapped in
+ * `out-of-memory` and `validation` error scopes and a captured error is reported the same way.
+ */
+export async function catchAllocationFailure(fn: () => unknown | Promise<unknown>): Promise<{ failed: false } | { failed: true; message: string }> {
+  const dev = webgpuDevice();
+  if (dev) {
+    dev.pushErrorScope('out-of-memory');
+    dev.pushErrorScope('validation');
+  }
+  let thrown: unknown = null;
+  try {
+    await fn();
+  } catch (err) {
+    thrown = err;
+  }
+  if (dev) {
+    const validation = await dev.popErrorScope();
+    const oom = await dev.popErrorScope();
+    const gpuErr = oom ?? validation;
+    if (gpuErr && !thrown) return { failed: true, message: `GPU ${oom ? 'out-of-memory' : 'validation'} error: ${gpuErr.message}` };
+  }
+  if (thrown) {
+    if (isAllocationFailure(thrown)) return { failed: true, message: (thrown as Error).message ?? String(thrown) };
+    throw thrown;
+  }
+  return { failed: false };
+}
+
+/** One trial of {@link findMaxBatchSize}. */
+export interface BatchTrial {
+  batchSize: number;
+  /** Within the budget and no allocation failure. */
+  ok: boolean;
+  /** Peak tfjs bytes during the step (absolute, everything alive, as `tf.profile` reports). */
+  peakBytes: number | null;
+  seconds: number | null;
+  /** Why it was not ok: 'over budget' or the allocation failure's message. */
+  reason: string | null;
+  phase: 'grow' | 'back-off';
+}
+
+/** The outcome of {@link findMaxBatchSize}. */
+export interface BatchSizeSearch {
+  /** The largest batch size that ran within the budget (null: not even `start`). */
+  best: number | null;
+  budgetBytes: number;
+  trials: BatchTrial[];
+  /** What stopped the growth. */
+  stoppedBy: 'budget' | 'allocation-failure' | 'max-batch';
+  /** The allocation failure's message, when one stopped it. */
+  failure: string | null;
+}
+
+/** Options of {@link findMaxBatchSize}. */
+export interface FindBatchOptions {
+  /** Peak tfjs bytes a step may use (Infinity: stop only on a real allocation failure or maxBatch). */
+  budgetBytes: number;
+  /** First batch size tried. Default 16. */
+  start?: number;
+  /** Never try above this. Default 65536. */
+  maxBatch?: number;
+  /** Growth factor per step. Default 2. */
+  factor?: number;
+  /** Bisection steps between the last good and the first bad size. Default 4. */
+  refineSteps?: number;
+}
+
+/**
+ * Grow the batch size (×`factor`) running `step(batchSize)` once per size, until its peak tfjs
+ * memory exceeds `budgetBytes` or it fails to allocate (caught, see {@link catchAllocationFailure}),
+ * then back off: bisect between the last good and the first bad size. Each step runs in a tfjs
+ * scope, so tensors it leaves behind are freed (variables are kept).
+ */
+export async function findMaxBatchSize(step: (batchSize: number) => unknown | Promise<unknown>, options: FindBatchOptions): Promise<BatchSizeSearch> {
+  const start = options.start ?? 16;
+  const maxBatch = options.maxBatch ?? 65536;
+  const factor = options.factor ?? 2;
+  const refine = options.refineSteps ?? 4;
+  if (!(options.budgetBytes > 0)) throw new Error(`findMaxBatchSize: budgetBytes must be > 0, got ${options.budgetBytes}`);
+  if (!(Number.isInteger(start) && start >= 1 && start <= maxBatch)) throw new Error(`findMaxBatchSize: start must be an integer in [1, maxBatch], got ${start}`);
+  if (!(factor > 1)) throw new Error(`findMaxBatchSize: factor must be > 1, got ${factor}`);
+  const trials: BatchTrial[] = [];
+  let failure: string | null = null;
+
+  const attempt = async (b: number, phase: BatchTrial['phase']): Promise<BatchTrial> => {
+    let peakBytes: number | null = null;
+    let seconds: number | null = null;
+    const t0 = performance.now();
+    const r = await catchAllocationFailure(async () => {
+      tf.engine().startScope();
+      try {
+        const info = await tf.profile(async () => {
+          const out = await step(b);
+          const tensors = out instanceof tf.Tensor ? [out] : [];
+          for (const t of tensors) await t.data();
+          return undefined as unknown as tf.TensorContainer;
+        });
+        peakBytes = Number.isFinite(info.peakBytes) ? info.peakBytes : tf.memory().numBytes;
+      } finally {
+        tf.engine().endScope();
+      }
+    });
+    seconds = (performance.now() - t0) / 1000;
+    let trial: BatchTrial;
+    if (r.failed) {
+      failure = failure ?? r.message;
+      trial = { batchSize: b, ok: false, peakBytes, seconds: null, reason: r.message, phase };
+    } else if (peakBytes !== null && peakBytes > options.budgetBytes) {
+      trial = { batchSize: b, ok: false, peakBytes, seconds, reason: 'over budget', phase };
+    } else {
+      trial = { batchSize: b, ok: true, peakBytes, seconds, reason: null, phase };
+    }
+    trials.push(trial);
+    return trial;
+  };
+
+  let good: number | null = null;
+  let bad: number | null = null;
+  let stoppedBy: BatchSizeSearch['stoppedBy'] = 'max-batch';
+  for (let b = start; ; ) {
+    const t = await attempt(b, 'grow');
+    if (t.ok) good = b;
+    else {
+      bad = b;
+      stoppedBy = t.reason === 'over budget' ? 'budget' : 'allocation-failure';
+      break;
+    }
+    if (b >= maxBatch) break;
+    b = Math.min(maxBatch, Math.max(b + 1, Math.round(b * factor)));
+  }
+  if (bad !== null && good !== null) {
+    let lo = good;
+    let hi = bad;
+    for (let i = 0; i < refine && hi - lo > 1; i++) {
+      const mid = Math.floor((lo + hi) / 2);
+      const t = await attempt(mid, 'back-off');
+      if (t.ok) lo = mid;
+      else hi = mid;
+    }
+    good = lo;
+  }
+  return { best: good, budgetBytes: options.budgetBytes, trials, stoppedBy, failure };
+}

@@ -1,0 +1,783 @@
+/**
+ * Half precision, done honestly on a stack that has none.
+ *
+ * TensorFlow.js has no float16 or bfloat16 dtype and no half-precision kernels (its dtypes are
+ * float32, int32, bool, complex64 and string), so the Keras `mixed_float16` policy cannot exist
+ * as-is. What this module gives instead:
+ *
+ * - **Numerics**: exact IEEE round-to-nearest-even conversion float32 → float16 / bfloat16 on the
+ *   host ({@link float32ToFloat16Bits}, {@link encodeFloat16}, …) and *inside a tfjs graph*
+ *   ({@link roundTensor}, {@link cast}), so a model can be trained with the values a half-precision
+ *   GPU would see (emulation: the arithmetic still runs in float32, so it is slower, not faster).
+ * - **Loss scaling**: the dynamic loss-scaling state machine of mixed-precision training
+ *   ({@link nextLossScaleState}, {@link DynamicLossScaler}).
+ * - **Storage**: weights saved as float16 or 8-bit affine-quantized in the TensorFlow.js weights
+ *   format (`quantization: {dtype: 'float16' | 'uint8'}`), written atomically, read back with
+ *   tfjs's own decoder ({@link saveWeights}, {@link loadWeights}, {@link saveModel}, {@link loadModel}).
+ * - **Arithmetic**: bytes of weights, gradients, optimizer state and activations per format
+ *   ({@link precisionMemoryBudget}).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './fsutil';
+
+// ---------------------------------------------------------------------------------------------
+// Formats
+
+/** A floating-point format this module can emulate or store. */
+export type FloatFormat = 'float32' | 'float16' | 'bfloat16';
+
+/** The properties of a floating-point format. */
+export interface FormatInfo {
+  name: FloatFormat;
+  /** Bytes per value. */
+  bytes: number;
+  /** Stored mantissa (fraction) bits. */
+  mantissaBits: number;
+  /** Exponent bits. */
+  exponentBits: number;
+  /** Largest finite value. */
+  max: number;
+  /** Smallest positive normal value. */
+  minNormal: number;
+  /** Smallest positive subnormal value (below half of it, values round to zero). */
+  minSubnormal: number;
+  /** Distance from 1 to the next larger value. */
+  epsilon: number;
+}
+
+/** float32, float16 (IEEE binary16) and bfloat16 (brain float), side by side. */
+export const FORMATS: Readonly<Record<FloatFormat, FormatInfo>> = {
+  float32: {
+    name: 'float32', bytes: 4, mantissaBits: 23, exponentBits: 8,
+    max: 3.4028234663852886e38, minNormal: 2 ** -126, minSubnormal: 2 ** -149, epsilon: 2 ** -23,
+  },
+  float16: {
+    name: 'float16', bytes: 2, mantissaBits: 10, exponentBits: 5,
+    max: 65504, minNormal: 2 ** -14, minSubnormal: 2 ** -24, epsilon: 2 ** -10,
+  },
+  bfloat16: {
+    name: 'bfloat16', bytes: 2, mantissaBits: 7, exponentBits: 8,
+    max: 3.3895313892515355e38, minNormal: 2 ** -126, minSubnormal: 2 ** -133, epsilon: 2 ** -7,
+  },
+};
+
+function formatInfo(format: FloatFormat): FormatInfo {
+  const info = FORMATS[format];
+  if (!info) throw new Error(`precision: unknown format '${String(format)}' (expected float32, float16 or bfloat16)`);
+  return info;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host conversion (exact, scalar and arrays)
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Round half to even (banker's rounding) for a non-negative double. */
+function roundHalfEven(v: number): number {
+  const fl = Math.floor(v);
+  const d = v - fl;
+  if (d > 0.5) return fl + 1;
+  if (d < 0.5) return fl;
+  return fl % 2 === 0 ? fl : fl + 1;
+}
+
+/** floor(log2(a)) for a finite a > 0, exact (corrects Math.log2's rounding near powers of two). */
+function exponentOf(a: number): number {
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e -= 1;
+  else if (2 ** (e + 1) <= a) e += 1;
+  return e;
+}
+
+/**
+ * The IEEE binary16 bit pattern (0..0xffff) of `x` after rounding it to float32 and then to
+ * float16 with round-to-nearest-even: subnormals are kept (down to 2^-24), values ≥ 65520 become
+ * ±Infinity, NaN becomes a quiet NaN (0x7e00, sign kept), and −0 stays −0.
+ */
+export function float32ToFloat16Bits(x: number): number {
+  f32[0] = x;
+  const sign = (u32[0] >>> 16) & 0x8000;
+  const a = Math.abs(f32[0]);
+  if (Number.isNaN(a)) return sign | 0x7e00;
+  if (a >= 65520) return sign | 0x7c00; // rounds past 65504: overflow to infinity
+  if (a < 2 ** -14) {
+    // subnormal (or zero): units of 2^-24; m === 1024 is the smallest normal, which the bit layout gives for free
+    return sign | roundHalfEven(a * 2 ** 24);
+  }
+  let e = exponentOf(a);
+  let m = roundHalfEven(a * 2 ** (10 - e)); // 1024..2048
+  if (m === 2048) {
+    e += 1;
+    m = 1024;
+  }
+  return sign | ((e + 15) << 10) | (m - 1024);
+}
+
+/** The value of an IEEE binary16 bit pattern, as a number (exact). */
+export function float16BitsToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m ? NaN : sign * Infinity;
+  return sign * (1024 + m) * 2 ** (e - 25);
+}
+
+/**
+ * The bfloat16 bit pattern (0..0xffff) of `x` rounded to float32 and then to bfloat16 with
+ * round-to-nearest-even: the top 16 bits of the float32 after rounding. NaN stays a quiet NaN.
+ */
+export function float32ToBfloat16Bits(x: number): number {
+  f32[0] = x;
+  const u = u32[0];
+  if (Number.isNaN(f32[0])) return ((u >>> 16) & 0x8000) | 0x7fc0;
+  const rounded = (u + 0x7fff + ((u >>> 16) & 1)) >>> 0; // carry into the exponent is correct (→ next binade or inf)
+  return rounded >>> 16;
+}
+
+/** The value of a bfloat16 bit pattern, as a number (exact). */
+export function bfloat16BitsToNumber(h: number): number {
+  u32[0] = (h & 0xffff) << 16;
+  return f32[0];
+}
+
+/** `x` rounded to the nearest value representable in `format` (round-to-nearest-even). */
+export function roundToFormat(x: number, format: FloatFormat): number {
+  formatInfo(format);
+  if (format === 'float16') return float16BitsToNumber(float32ToFloat16Bits(x));
+  if (format === 'bfloat16') return bfloat16BitsToNumber(float32ToBfloat16Bits(x));
+  return Math.fround(x);
+}
+
+/** Pack values as float16 bit patterns (2 bytes each), rounding to nearest even. */
+export function encodeFloat16(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16Bits(values[i]);
+  return out;
+}
+
+/** Unpack float16 bit patterns into float32 values (exact: every float16 is a float32). */
+export function decodeFloat16(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = float16BitsToNumber(bits[i]);
+  return out;
+}
+
+/** Pack values as bfloat16 bit patterns (2 bytes each), rounding to nearest even. */
+export function encodeBfloat16(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = float32ToBfloat16Bits(values[i]);
+  return out;
+}
+
+/** Unpack bfloat16 bit patterns into float32 values (exact). */
+export function decodeBfloat16(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  const ou = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) ou[i] = bits[i] << 16;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emulation inside a tfjs graph
+
+/**
+ * Round every element of a float32 tensor to the nearest `format` value (round-to-nearest-even),
+ * using only float32 tfjs ops, so it runs inside a graph on any backend (cpu, wasm, webgpu).
+ * float16: subnormals down to 2^-24, |x| ≥ 65520 → ±Infinity, NaN stays NaN. bfloat16: the same
+ * with 8 mantissa bits and float32's exponent range (float32 subnormal inputs are rounded on a
+ * 2^-133 grid, which assumes the backend keeps float32 subnormals; WebGPU may flush them to zero).
+ * `float32` returns a clone. Not differentiable (use {@link cast} in a model). The result matches
+ * {@link roundToFormat} element for element.
+ */
+export function roundTensor<T extends tf.Tensor>(x: T, format: FloatFormat): T {
+  const info = formatInfo(format);
+  if (x.dtype !== 'float32') throw new Error(`roundTensor: expected a float32 tensor, got ${x.dtype}`);
+  if (format === 'float32') return x.clone();
+  return tf.tidy(() => {
+    const a = tf.abs(x);
+    // e = floor(log2 a), corrected by one step where log rounded across a power of two
+    let e = tf.floor(tf.div(tf.log(a), Math.LN2));
+    const p = tf.pow(2, e);
+    e = tf.add(e, tf.sub(tf.cast(tf.lessEqual(tf.mul(p, 2), a), 'float32'), tf.cast(tf.greater(p, a), 'float32')));
+    // below the smallest normal the spacing is fixed (subnormals)
+    const minExp = Math.log2(info.minNormal);
+    e = tf.maximum(e, minExp);
+    const ulp = tf.pow(2, tf.sub(e, info.mantissaBits));
+    let q = tf.mul(tf.round(tf.div(a, ulp)), ulp); // tf.round is round-half-to-even on every backend
+    if (format === 'float16') {
+      const overflow = tf.logicalOr(tf.greater(q, info.max), tf.isInf(a));
+      q = tf.where(overflow, tf.fill(q.shape, Infinity), q);
+    } else {
+      q = tf.where(tf.isInf(a), a, q);
+    }
+    // negative, including −0 (1/−0 = −Infinity) so the sign of zero is kept as the host conversion does
+    const negative = tf.logicalOr(tf.less(x, 0), tf.less(tf.div(1, x), 0));
+    const signed = tf.where(negative, tf.neg(q), q);
+    return tf.where(tf.isNaN(x), x, signed) as T;
+  });
+}
+
+/** Options for {@link cast}. */
+export interface CastOptions {
+  /**
+   * What the backward pass does with the incoming gradient: `'round'` (default) rounds it to the
+   * same format, which is what a half-precision backward pass stores; `'identity'` passes it
+   * through unchanged (a straight-through estimator).
+   */
+  gradient?: 'round' | 'identity';
+}
+
+/**
+ * Cast a float32 tensor to `format` inside a differentiable graph: the forward value is
+ * {@link roundTensor}, the gradient passes straight through (rounded to `format` too by default,
+ * so small gradients underflow exactly as they would in float16). `float32` is the identity.
+ */
+export function cast<T extends tf.Tensor>(x: T, format: FloatFormat, options: CastOptions = {}): T {
+  formatInfo(format);
+  if (format === 'float32') return x;
+  const roundGrad = (options.gradient ?? 'round') === 'round';
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const input = args[0] as tf.Tensor;
+    return {
+      value: roundTensor(input, format),
+      gradFunc: (dy: tf.Tensor) => (roundGrad ? roundTensor(dy, format) : dy.clone()),
+    };
+  });
+  return f(x) as T;
+}
+
+/** A Keras-style precision policy: the format of the computation; variables always stay float32. */
+export interface PrecisionPolicy {
+  /** `float32`, `mixed_float16` or `mixed_bfloat16`, as Keras names them. */
+  name: 'float32' | 'mixed_float16' | 'mixed_bfloat16';
+  /** Format activations and weights are rounded to for the computation. */
+  compute: FloatFormat;
+  /** Format of the master weights (always float32, as in Keras). */
+  variable: 'float32';
+  /** Cast a tensor to the compute format (differentiable; identity for float32). */
+  cast<T extends tf.Tensor>(x: T): T;
+  /** Whether this policy needs loss scaling (only float16's narrow exponent range does). */
+  needsLossScaling: boolean;
+}
+
+/**
+ * The emulated counterpart of `tf.keras.mixed_precision.Policy(name)`. Matmuls under the policy
+ * should be written `policy.cast(tf.matMul(policy.cast(x), policy.cast(w)))`: inputs rounded,
+ * float32 accumulation (as tensor cores do), output rounded.
+ */
+export function policy(name: PrecisionPolicy['name']): PrecisionPolicy {
+  const compute: FloatFormat =
+    name === 'float32' ? 'float32' : name === 'mixed_float16' ? 'float16' : name === 'mixed_bfloat16' ? 'bfloat16' : (() => {
+      throw new Error(`policy: unknown policy '${String(name)}' (expected float32, mixed_float16 or mixed_bfloat16)`);
+    })();
+  return {
+    name,
+    compute,
+    variable: 'float32',
+    cast: <T extends tf.Tensor>(x: T) => cast(x, compute),
+    needsLossScaling: compute === 'float16',
+  };
+}
+
+/** Share of the elements of `x` that are non-zero in float32 but become zero in `format`. */
+export function underflowFraction(x: tf.Tensor, format: FloatFormat): number {
+  return tf.tidy(() => {
+    const r = roundTensor(x, format);
+    const lost = tf.logicalAnd(tf.notEqual(x, 0), tf.equal(r, 0));
+    return tf.mean(tf.cast(lost, 'float32')).dataSync()[0];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic loss scaling
+
+/** Settings of the dynamic loss scaler (defaults are Keras's `LossScaleOptimizer`'s). */
+export interface LossScaleConfig {
+  /** Starting scale. Default 2^15. */
+  initialScale?: number;
+  /** Multiply the scale by this after `growthInterval` finite steps in a row. Default 2. */
+  growthFactor?: number;
+  /** Multiply the scale by this when a step has inf/NaN gradients. Default 0.5. */
+  backoffFactor?: number;
+  /** Finite steps in a row before the scale grows. Default 2000. */
+  growthInterval?: number;
+  /** The scale never goes below this. Default 1. */
+  minScale?: number;
+  /** The scale never goes above this. Default 2^24. */
+  maxScale?: number;
+  /** `false` keeps the scale fixed at `initialScale` (static loss scaling; 1 = none). Default true. */
+  dynamic?: boolean;
+}
+
+/** The loss scaler's state between steps. */
+export interface LossScaleState {
+  scale: number;
+  /** Finite steps since the last growth or back-off. */
+  goodSteps: number;
+  /** Steps applied in total. */
+  appliedSteps: number;
+  /** Steps skipped in total (inf/NaN gradients). */
+  skippedSteps: number;
+}
+
+/** What one step did: applied, applied and grew the scale, or skipped and backed off. */
+export type LossScaleEvent = 'applied' | 'grew' | 'skipped';
+
+function resolveConfig(c: LossScaleConfig): Required<LossScaleConfig> {
+  const r: Required<LossScaleConfig> = {
+    initialScale: c.initialScale ?? 2 ** 15,
+    growthFactor: c.growthFactor ?? 2,
+    backoffFactor: c.backoffFactor ?? 0.5,
+    growthInterval: c.growthInterval ?? 2000,
+    minScale: c.minScale ?? 1,
+    maxScale: c.maxScale ?? 2 ** 24,
+    dynamic: c.dynamic ?? true,
+  };
+  if (!(r.initialScale > 0) || !Number.isFinite(r.initialScale)) throw new Error(`loss scaler: initialScale must be a positive finite number, got ${r.initialScale}`);
+  if (!(r.growthFactor > 1)) throw new Error(`loss scaler: growthFactor must be > 1, got ${r.growthFactor}`);
+  if (!(r.backoffFactor > 0 && r.backoffFactor < 1)) throw new Error(`loss scaler: backoffFactor must be in (0, 1), got ${r.backoffFactor}`);
+  if (!(r.growthInterval >= 1)) throw new Error(`loss scaler: growthInterval must be ≥ 1, got ${r.growthInterval}`);
+  if (!(r.minScale > 0 && r.minScale <= r.maxScale)) throw new Error(`loss scaler: need 0 < minScale ≤ maxScale, got ${r.minScale}, ${r.maxScale}`);
+  return r;
+}
+
+/** The state a scaler starts in. */
+export function initialLossScaleState(config: LossScaleConfig = {}): LossScaleState {
+  const c = resolveConfig(config);
+  return { scale: Math.min(Math.max(c.initialScale, c.minScale), c.maxScale), goodSteps: 0, appliedSteps: 0, skippedSteps: 0 };
+}
+
+/**
+ * The loss-scaling state machine, as a pure function. A step whose gradients were all finite is
+ * applied; after `growthInterval` such steps in a row the scale is multiplied by `growthFactor`
+ * (capped at `maxScale`). A step with any inf/NaN gradient is skipped and the scale is multiplied
+ * by `backoffFactor` (floored at `minScale`), and the good-step counter restarts. With
+ * `dynamic: false` the scale never changes, but non-finite steps are still skipped.
+ */
+export function nextLossScaleState(state: LossScaleState, gradientsFinite: boolean, config: LossScaleConfig = {}): { state: LossScaleState; event: LossScaleEvent } {
+  const c = resolveConfig(config);
+  if (!gradientsFinite) {
+    return {
+      state: {
+        scale: c.dynamic ? Math.max(state.scale * c.backoffFactor, c.minScale) : state.scale,
+        goodSteps: 0,
+        appliedSteps: state.appliedSteps,
+        skippedSteps: state.skippedSteps + 1,
+      },
+      event: 'skipped',
+    };
+  }
+  const good = state.goodSteps + 1;
+  if (c.dynamic && good >= c.growthInterval) {
+    return {
+      state: { scale: Math.min(state.scale * c.growthFactor, c.maxScale), goodSteps: 0, appliedSteps: state.appliedSteps + 1, skippedSteps: state.skippedSteps },
+      event: 'grew',
+    };
+  }
+  return { state: { ...state, goodSteps: good, appliedSteps: state.appliedSteps + 1 }, event: 'applied' };
+}
+
+/** What {@link DynamicLossScaler.minimize} reports for one step. */
+export interface LossScaleStepResult {
+  /** The unscaled loss of the step (NaN/inf when it overflowed). */
+  loss: number;
+  /** Whether every gradient was finite (false: the step was skipped). */
+  finite: boolean;
+  /** The scale the step used. */
+  scale: number;
+  event: LossScaleEvent;
+}
+
+/**
+ * Dynamic loss scaling for (emulated) float16 training: multiply the loss by `scale` before
+ * backprop so small gradients survive float16, check the gradients for inf/NaN, skip the step and
+ * back off if any, else unscale and apply them; grow the scale after a run of good steps.
+ *
+ * ```ts
+ * const scaler = new precision.DynamicLossScaler({ growthInterval: 200 });
+ * const r = await scaler.minimize(optimizer, () => lossOf(model, xs, ys));
+ * ```
+ */
+export class DynamicLossScaler {
+  /** Current state (scale, counters). */
+  state: LossScaleState;
+  /** One entry per step: the scale used and the event. */
+  readonly history: { step: number; scale: number; event: LossScaleEvent }[] = [];
+  private readonly config: LossScaleConfig;
+
+  /** A scaler with Keras's defaults unless overridden. */
+  constructor(config: LossScaleConfig = {}) {
+    resolveConfig(config);
+    this.config = { ...config };
+    this.state = initialLossScaleState(config);
+  }
+
+  /** The current loss scale. */
+  get scale(): number {
+    return this.state.scale;
+  }
+
+  /** `loss × scale` (a new tensor). */
+  scaleLoss(loss: tf.Scalar): tf.Scalar {
+    return tf.mul(loss, this.state.scale);
+  }
+
+  /** True when every element of every gradient is finite (one device sync). */
+  async allFinite(grads: tf.NamedTensorMap | tf.Tensor[]): Promise<boolean> {
+    const list = Array.isArray(grads) ? grads : Object.values(grads);
+    if (list.length === 0) return true;
+    const ok = tf.tidy(() => tf.all(tf.stack(list.map((g) => tf.all(tf.isFinite(g))))));
+    const v = (await ok.data())[0];
+    ok.dispose();
+    return v === 1;
+  }
+
+  /** Advance the state machine after a step; returns the event. */
+  update(gradientsFinite: boolean): LossScaleEvent {
+    const { state, event } = nextLossScaleState(this.state, gradientsFinite, this.config);
+    this.history.push({ step: this.history.length, scale: this.state.scale, event });
+    this.state = state;
+    return event;
+  }
+
+  /**
+   * One training step: gradients of `scale × lossFn()` with respect to `varList` (default: all
+   * trainable variables), skip on inf/NaN, else unscale and `optimizer.applyGradients`.
+   * Disposes every intermediate tensor.
+   */
+  async minimize(optimizer: tf.Optimizer, lossFn: () => tf.Scalar, varList?: tf.Variable[]): Promise<LossScaleStepResult> {
+    const scale = this.state.scale;
+    const { value, grads } = tf.variableGrads(() => tf.mul(lossFn(), scale) as tf.Scalar, varList);
+    try {
+      const finite = await this.allFinite(grads);
+      if (finite) {
+        const unscaled = tf.tidy(() => {
+          const out: tf.NamedTensorMap = {};
+          for (const [k, g] of Object.entries(grads)) out[k] = tf.div(g, scale);
+          return out;
+        });
+        optimizer.applyGradients(unscaled);
+        tf.dispose(unscaled);
+      }
+      const loss = (await value.data())[0] / scale;
+      const event = this.update(finite);
+      return { loss, finite, scale, event };
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8-bit affine quantization
+
+/** Parameters of an affine 8-bit quantization: value ≈ q × scale + min (the tfjs weights format). */
+export interface Uint8Quantization {
+  min: number;
+  scale: number;
+}
+
+/**
+ * Quantize values to 8 bits with an affine map over [min, max] (per tensor, as the TensorFlow.js
+ * weights format stores it): `q = round((x − min) / scale)`, `scale = (max − min) / 255`.
+ * Round trip error is at most `scale / 2` per value (plus float32 rounding). A constant tensor
+ * gets `scale = 1`. Throws on NaN or ±Infinity, naming `name`.
+ */
+export function quantizeUint8(values: ArrayLike<number>, name = 'tensor'): { bytes: Uint8Array } & Uint8Quantization {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) throw new Error(`quantizeUint8: ${name} has a non-finite value (${v}) at index ${i}`);
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (values.length === 0) return { bytes: new Uint8Array(0), min: 0, scale: 1 };
+  min = Math.fround(min);
+  const scale = max > min ? Math.fround((max - min) / 255) : 1;
+  const bytes = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    bytes[i] = Math.min(255, Math.max(0, Math.round((values[i] - min) / scale)));
+  }
+  return { bytes, min, scale };
+}
+
+/** The float32 values of 8-bit quantized data: `q × scale + min` (exactly what tfjs's decoder does). */
+export function dequantizeUint8(bytes: Uint8Array, q: Uint8Quantization): Float32Array {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] * q.scale + q.min;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight storage (TensorFlow.js weights format, written atomically)
+
+/** How weights are stored: float32 (4 B/value), float16 (2 B) or 8-bit affine (1 B + min/scale). */
+export type WeightStorage = 'float32' | 'float16' | 'uint8';
+
+/** Encoded weights: the tfjs manifest entries and the concatenated bytes. */
+export interface EncodedWeights {
+  specs: tf.io.WeightsManifestEntry[];
+  data: Uint8Array;
+}
+
+/**
+ * Encode float32 (and int32) tensors in the TensorFlow.js weights format with the requested
+ * storage; float32 tensors get a `quantization` entry for float16/uint8, int32 ones are kept
+ * as-is. The result decodes with `tf.io.decodeWeights`.
+ */
+export function encodeWeights(tensors: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[], storage: WeightStorage): EncodedWeights {
+  if (storage !== 'float32' && storage !== 'float16' && storage !== 'uint8') {
+    throw new Error(`encodeWeights: unknown storage '${String(storage)}' (expected float32, float16 or uint8)`);
+  }
+  const list = Array.isArray(tensors) ? tensors : Object.entries(tensors).map(([name, tensor]) => ({ name, tensor }));
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const parts: Uint8Array[] = [];
+  for (const { name, tensor } of list) {
+    if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') {
+      throw new Error(`encodeWeights: weight '${name}' has dtype ${tensor.dtype}; only float32 and int32 are stored`);
+    }
+    const values = tensor.dataSync() as Float32Array | Int32Array;
+    const spec: tf.io.WeightsManifestEntry = { name, shape: [...tensor.shape], dtype: tensor.dtype };
+    if (tensor.dtype === 'int32' || storage === 'float32') {
+      parts.push(new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)));
+    } else if (storage === 'float16') {
+      const bits = encodeFloat16(values);
+      for (let i = 0; i < values.length; i++) {
+        if (Number.isFinite(values[i]) && !Number.isFinite(float16BitsToNumber(bits[i]))) {
+          throw new Error(`encodeWeights: weight '${name}' value ${values[i]} at index ${i} overflows float16 (max 65504)`);
+        }
+      }
+      spec.quantization = { dtype: 'float16' };
+      parts.push(new Uint8Array(bits.buffer));
+    } else {
+      const q = quantizeUint8(values, name);
+      spec.quantization = { dtype: 'uint8', min: q.min, scale: q.scale };
+      parts.push(q.bytes);
+    }
+    specs.push(spec);
+  }
+  const total = parts.reduce((s, p) => s + p.byteLength, 0);
+  const data = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    data.set(p, off);
+    off += p.byteLength;
+  }
+  return { specs, data };
+}
+
+/** Decode weights encoded by {@link encodeWeights} (or any tfjs weights) with tfjs's own decoder. */
+export function decodeWeights(encoded: EncodedWeights): tf.NamedTensorMap {
+  const buf = encoded.data.buffer.slice(encoded.data.byteOffset, encoded.data.byteOffset + encoded.data.byteLength) as ArrayBuffer;
+  return tf.io.decodeWeights(buf, encoded.specs);
+}
+
+/** The files a save wrote, and their sizes. */
+export interface SavedWeights {
+  /** The JSON file (manifest, or tfjs model.json for {@link saveModel}). */
+  jsonFile: string;
+  /** The binary weights file. */
+  weightsFile: string;
+  /** Bytes of the binary weights file. */
+  weightBytes: number;
+  /** Bytes of both files together. */
+  totalBytes: number;
+  storage: WeightStorage;
+}
+
+function writeWeightFiles(dir: string, jsonName: string, json: (weightsFileName: string, specs: tf.io.WeightsManifestEntry[]) => unknown, enc: EncodedWeights, storage: WeightStorage): SavedWeights {
+  fs.mkdirSync(dir, { recursive: true });
+  // content-addressed weights file, written first: the JSON (written last, atomically) never
+  // points at a missing or half-written weights file, even when a save is overwritten
+  const hash = createHash('sha256').update(enc.data).digest('hex').slice(0, 12);
+  const weightsName = `weights-${storage}-${hash}.bin`;
+  const weightsFile = path.join(dir, weightsName);
+  writeFileAtomic(weightsFile, enc.data);
+  const jsonFile = path.join(dir, jsonName);
+  const previous = readWeightsFileNames(jsonFile);
+  writeFileAtomic(jsonFile, JSON.stringify(json(weightsName, enc.specs)));
+  for (const old of previous) if (old !== weightsName) fs.rmSync(path.join(dir, old), { force: true });
+  return { jsonFile, weightsFile, weightBytes: enc.data.byteLength, totalBytes: enc.data.byteLength + fs.statSync(jsonFile).size, storage };
+}
+
+function readWeightsFileNames(jsonFile: string): string[] {
+  try {
+    const j = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as { weightsManifest?: { paths?: string[] }[] };
+    return (j.weightsManifest ?? []).flatMap((g) => g.paths ?? []).filter((p) => !p.includes('/') && !p.includes('\\'));
+  } catch {
+    return [];
+  }
+}
+
+interface WeightsJson {
+  format?: string;
+  modelTopology?: unknown;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  [k: string]: unknown;
+}
+
+function readWeightsJson(jsonFile: string): { json: WeightsJson; data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] } {
+  let json: WeightsJson;
+  try {
+    json = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as WeightsJson;
+  } catch (err) {
+    throw new Error(`${jsonFile}: cannot read weights manifest (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!Array.isArray(json.weightsManifest)) throw new Error(`${jsonFile}: no weightsManifest array`);
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: Buffer[] = [];
+  for (const group of json.weightsManifest) {
+    for (const p of group.paths) {
+      const file = path.join(path.dirname(jsonFile), p);
+      try {
+        buffers.push(fs.readFileSync(file));
+      } catch (err) {
+        throw new Error(`${file}: cannot read weights file named in ${jsonFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+    specs.push(...group.weights);
+  }
+  const all = Buffer.concat(buffers);
+  const expected = specs.reduce((s, w) => {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const bytes = w.quantization ? (w.quantization.dtype === 'uint8' ? 1 : 2) : 4;
+    return s + n * bytes;
+  }, 0);
+  if (all.byteLength !== expected) throw new Error(`${jsonFile}: weights files hold ${all.byteLength} bytes but the manifest describes ${expected}`);
+  return { json, data: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer, specs };
+}
+
+/**
+ * Save named tensors to `dir` as `weights.json` (a tfjs weights manifest) plus one binary file,
+ * stored as float32, float16 or 8-bit. Both files are written atomically (temp file + rename);
+ * the binary goes first under a content hash, so a reader never sees a manifest without its data.
+ */
+export function saveWeights(dir: string, tensors: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[], storage: WeightStorage = 'float32'): SavedWeights {
+  const enc = encodeWeights(tensors, storage);
+  return writeWeightFiles(dir, 'weights.json', (weightsName, specs) => ({ format: 'gpulab-weights', storage, weightsManifest: [{ paths: [weightsName], weights: specs }] }), enc, storage);
+}
+
+/** Load tensors saved by {@link saveWeights} (decoded to float32 by tfjs's own decoder). */
+export function loadWeights(dir: string): tf.NamedTensorMap {
+  const { data, specs } = readWeightsJson(path.join(dir, 'weights.json'));
+  return tf.io.decodeWeights(data, specs);
+}
+
+/**
+ * Save a tf.LayersModel to `dir` in the TensorFlow.js format (`model.json` + weights), with its
+ * weights stored as float32, float16 or 8-bit. Loadable by {@link loadModel} (or by
+ * `tf.loadLayersModel` in a browser from the same files). Atomic like {@link saveWeights}.
+ */
+export async function saveModel(model: tf.LayersModel, dir: string, storage: WeightStorage = 'float32'): Promise<SavedWeights> {
+  let saved: SavedWeights | undefined;
+  await model.save({
+    save: async (artifacts: tf.io.ModelArtifacts) => {
+      const specs = artifacts.weightSpecs ?? [];
+      const raw = artifacts.weightData ? (Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData]) : [];
+      const buf = new Uint8Array(raw.reduce((s, b) => s + b.byteLength, 0));
+      let o = 0;
+      for (const b of raw) {
+        buf.set(new Uint8Array(b), o);
+        o += b.byteLength;
+      }
+      const decoded = tf.io.decodeWeights(buf.buffer, specs);
+      try {
+        const enc = encodeWeights(specs.map((s) => ({ name: s.name, tensor: decoded[s.name] })), storage);
+        saved = writeWeightFiles(dir, 'model.json', (weightsName, encSpecs) => ({
+          format: artifacts.format ?? 'layers-model',
+          generatedBy: artifacts.generatedBy,
+          convertedBy: `gpulab precision.saveModel (${storage})`,
+          modelTopology: artifacts.modelTopology,
+          ...(artifacts.trainingConfig ? { trainingConfig: artifacts.trainingConfig } : {}),
+          weightsManifest: [{ paths: [weightsName], weights: encSpecs }],
+        }), enc, storage);
+      } finally {
+        tf.dispose(Object.values(decoded));
+      }
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    },
+  });
+  if (!saved) throw new Error(`saveModel: nothing was saved to ${dir}`);
+  return saved;
+}
+
+/** Load a model saved by {@link saveModel} (weights dequantized to float32 by tfjs). */
+export async function loadModel(dir: string): Promise<tf.LayersModel> {
+  const jsonFile = path.join(dir, 'model.json');
+  const { json, data, specs } = readWeightsJson(jsonFile);
+  if (!json.modelTopology) throw new Error(`${jsonFile}: no modelTopology (is this a weights-only save? use loadWeights)`);
+  return tf.loadLayersModel({
+    load: async () => ({
+      modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+      weightSpecs: specs,
+      weightData: data,
+      format: json.format,
+    }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory arithmetic
+
+/** Inputs of {@link precisionMemoryBudget}. */
+export interface MemoryBudgetInput {
+  /** Trainable parameters of the model. */
+  parameters: number;
+  /** Activation values kept per example for the backward pass (sum over layers). */
+  activationsPerExample: number;
+  batchSize: number;
+  /** Optimizer state values per parameter (SGD 0, momentum 1, Adam 2). */
+  optimizerSlots: number;
+}
+
+/** One row of {@link precisionMemoryBudget}: bytes per part under one policy. */
+export interface MemoryBudgetRow {
+  policy: string;
+  /** Weights held: the compute copy plus, for mixed precision, the float32 master copy. */
+  weights: number;
+  /** Weight gradients (float32 under mixed precision: Keras casts them back to the variable's dtype). */
+  gradients: number;
+  /** Optimizer state (momentum, Adam moments). */
+  optimizer: number;
+  /** Activations kept for the backward pass. */
+  activations: number;
+  total: number;
+  /**
+   * Bytes read plus written per training step, a lower bound that ignores caches: weights read in
+   * the forward and the backward pass, activations written then read and their gradients written
+   * then read, weight gradients written then read, master weights and optimizer state read and
+   * written by the update, and (mixed) the new float16 copy written.
+   */
+  trafficPerStep: number;
+}
+
+/**
+ * The memory of one training step under float32, mixed float16 (Keras: float32 master weights,
+ * gradients and optimizer state plus a float16 copy of the weights; float16 activations) and
+ * pure float16, computed from counts. Arithmetic, not a measurement: pair it with a measured
+ * `tf.memory()` / `tf.profile()` figure for the float32 row.
+ */
+export function precisionMemoryBudget(m: MemoryBudgetInput): MemoryBudgetRow[] {
+  const P = m.parameters;
+  const A = m.activationsPerExample * m.batchSize;
+  const row = (name: string, compute: number, master: number, grad: number, opt: number): MemoryBudgetRow => {
+    const wc = compute * P;
+    const wm = master * P;
+    const g = grad * P;
+    const o = opt * P * m.optimizerSlots;
+    const a = compute * A;
+    const traffic = 2 * wc + 4 * a + 2 * g + 2 * (wm || wc) + 2 * o + (wm ? wc : 0);
+    return { policy: name, weights: wc + wm, gradients: g, optimizer: o, activations: a, total: wc + wm + g + o + a, trafficPerStep: traffic };
+  };
+  return [
+    row('float32', 4, 0, 4, 4),
+    row('mixed_float16', 2, 4, 4, 4),
+    row('float16 (no master copy)', 2, 0, 2, 2),
+  ];
+}
