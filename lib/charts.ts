@@ -90,6 +90,8 @@ export interface BarOptions extends CommonOptions {
   logY?: boolean;
   /** Sort categories as given (default) or by value. */
   sortByValue?: boolean;
+  /** With `color`: stack the coloured parts in one bar (e.g. a time breakdown) instead of grouping them. */
+  stacked?: boolean;
 }
 
 /** Bars with optional error bars (min–max or any low/high pair) and grouped colours. */
@@ -112,7 +114,7 @@ export function barChart(o: BarOptions): ChartSpec {
       encoding: {
         x: xEnc,
         y: { field: y.field, type: 'quantitative', title: y.title ?? y.field, scale: yScale },
-        ...(color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field }, xOffset: { field: color.field } } : {}),
+        ...(color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field }, ...(o.stacked ? {} : { xOffset: { field: color.field } }) } : {}),
       },
     },
   ];
@@ -238,6 +240,44 @@ export function scatterChart(o: ScatterOptions): ChartSpec {
     });
   }
   return { ...header(o), data: { values }, layer: layers } as ChartSpec;
+}
+
+/** Options for {@link heatmapChart}. */
+export interface HeatmapOptions extends CommonOptions {
+  data: ChartData;
+  /** Column categories (e.g. batch size), in the order given. */
+  x: string | Field;
+  /** Row categories (e.g. model width), in the order given. */
+  y: string | Field;
+  /** The cell value (e.g. a speed-up). */
+  value: string | Field;
+  /** Colour on a log scale (suits ratios). */
+  logColor?: boolean;
+  /** A diverging colour scheme centred on this value (e.g. 1 for "faster vs slower"). */
+  midpoint?: number;
+  /** Number format of the cell labels (d3-format, default `.2~f`). */
+  format?: string;
+}
+
+/** A grid of coloured, labelled cells over two categorical axes (e.g. speed-up over width × batch). */
+export function heatmapChart(o: HeatmapOptions): ChartSpec {
+  const x = f(o.x);
+  const y = f(o.y);
+  const v = f(o.value);
+  const values = toRows(o.data);
+  const order = (field: string) => [...new Set(values.map((r) => r[field]))] as (string | number)[];
+  const xEnc = { field: x.field, type: 'ordinal' as const, title: x.title ?? x.field, sort: order(x.field) };
+  const yEnc = { field: y.field, type: 'ordinal' as const, title: y.title ?? y.field, sort: order(y.field) };
+  const scale: Record<string, unknown> = o.logColor ? { type: 'log' } : {};
+  if (o.midpoint !== undefined) Object.assign(scale, { scheme: 'redblue', domainMid: o.midpoint });
+  return {
+    ...header(o),
+    data: { values },
+    layer: [
+      { mark: { type: 'rect', tooltip: true }, encoding: { x: xEnc, y: yEnc, color: { field: v.field, type: 'quantitative', title: v.title ?? v.field, scale } } },
+      { mark: { type: 'text', fontSize: 11 }, encoding: { x: xEnc, y: yEnc, text: { field: v.field, type: 'quantitative', format: o.format ?? '.2~f' } } },
+    ],
+  } as ChartSpec;
 }
 
 /** Options for {@link timelineChart}. */

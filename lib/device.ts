@@ -80,6 +80,7 @@ export interface DeviceInfo {
 }
 
 const providers = new Map<BackendName, BackendProvider>();
+const activateHooks: { name: string; hook: () => void }[] = [];
 let probeCache: Promise<BackendProbe[]> | null = null;
 let current: DeviceInfo | null = null;
 
@@ -287,6 +288,20 @@ export async function listBackends(options: { refresh?: boolean } = {}): Promise
 }
 
 /**
+ * Run `hook` every time {@link activateBackend} (and so {@link useBackend}) makes `name` the
+ * current backend, e.g. to install kernel overrides for it. Returns a function that removes it.
+ * A hook that throws makes the activation fail with its message.
+ */
+export function onActivate(name: string, hook: () => void): () => void {
+  const entry = { name, hook };
+  activateHooks.push(entry);
+  return () => {
+    const i = activateHooks.indexOf(entry);
+    if (i >= 0) activateHooks.splice(i, 1);
+  };
+}
+
+/**
  * Activate `name` in tfjs and check that it really took: `setBackend` must return true
  * and `getBackend()` must name it. Throws with the reason otherwise.
  */
@@ -305,6 +320,7 @@ export async function activateBackend(name: string): Promise<void> {
   if (!ok || tf.getBackend() !== name) {
     throw new Error(`tf.setBackend('${name}') returned ${ok}; tf.getBackend() is '${tf.getBackend()}'`);
   }
+  for (const h of activateHooks) if (h.name === name) h.hook();
 }
 
 function describeProbe(p: BackendProbe, fallbackNote?: string): DeviceInfo {

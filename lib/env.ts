@@ -5,6 +5,7 @@
  * - `GPULAB_BACKEND=name` force a backend (`tensorflow`, `webgpu`, `wasm`, `cpu`).
  * - `GPULAB_DATA_DIR`     where datasets and models are cached (default `<repo>/data`).
  * - `GPULAB_RESULTS_DIR`  where benchmark results are written (default `<repo>/results/local`).
+ * - `GPULAB_WASM_THREADS=n` run the wasm backend with n worker threads (opt-in; default 1).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -63,4 +64,18 @@ export function resultsDir(): string {
   return process.env.GPULAB_RESULTS_DIR
     ? path.resolve(process.env.GPULAB_RESULTS_DIR)
     : path.join(repoRoot(), 'results', 'local');
+}
+
+/**
+ * The wasm thread count asked for by `GPULAB_WASM_THREADS` (an integer 1–8), or null when unset.
+ * Throws naming the variable when it is not such an integer.
+ */
+export function wasmThreads(): number | null {
+  const v = (process.env.GPULAB_WASM_THREADS ?? '').trim();
+  if (v === '') return null;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 8) {
+    throw new Error(`GPULAB_WASM_THREADS must be an integer from 1 to 8, got '${v}'`);
+  }
+  return n;
 }

@@ -22,6 +22,10 @@ export * as data from './data';
 
 
 // --- training, wasm speed-ups (issue 4) ---
+export * as wasmFast from './wasm-fast';
+export * as flops from './flops';
+export * as train from './train';
+export * as experiments from './experiments';
 
 
 // --- memory management, precision (issue 5) ---

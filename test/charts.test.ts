@@ -79,6 +79,25 @@ test('provenance labels backend, device and dataset', () => {
   assert.equal(line, 'measured on wasm · CPU X (2 cores) · data: generated stand-in');
 });
 
+test('heatmapChart and stacked bars compile and render (issue 4 additions)', async () => {
+  const cells = [
+    { width: 32, batch: 1, speedup: 0.5 },
+    { width: 32, batch: 64, speedup: 2 },
+    { width: 512, batch: 1, speedup: 1.5 },
+    { width: 512, batch: 64, speedup: 12 },
+  ];
+  const heat = charts.heatmapChart({ title: 'crossover', data: cells, x: 'batch', y: 'width', value: 'speedup', logColor: true, midpoint: 1 });
+  const svg = await charts.toSvg(heat);
+  assert.match(svg, /<svg/);
+  assert.match(svg, />12</, 'cell labels are drawn');
+  const stacked = charts.barChart({ title: 'breakdown', data: [{ p: 'naive', part: 'data', s: 3 }, { p: 'naive', part: 'compute', s: 2 }], x: 'p', y: 's', color: 'part', stacked: true });
+  const layer0 = (stacked as unknown as { layer: { encoding: Record<string, unknown> }[] }).layer[0];
+  assert.equal('xOffset' in layer0.encoding, false);
+  assert.match(await charts.toSvg(stacked), /<svg/);
+  const grouped = charts.barChart({ title: 'grouped', data: [{ p: 'a', part: 'x', s: 1 }], x: 'p', y: 's', color: 'part' });
+  assert.equal('xOffset' in (grouped as unknown as { layer: { encoding: Record<string, unknown> }[] }).layer[0].encoding, true);
+});
+
 test('timelineChart stacks one panel per group with its own y axis and draws the marks in each', async () => {
   const data = [
     { t: 0, v: 10, s: 'cpu %', p: 'utilization' }, { t: 1, v: 90, s: 'cpu %', p: 'utilization' }, { t: 2, v: 50, s: 'cpu %', p: 'utilization' },

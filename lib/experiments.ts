@@ -1,0 +1,356 @@
+/**
+ * The measured experiments of notebooks 01 and 02 and of `npm run bench`, in one place so the
+ * notebooks and the benchmark run the same code: the seed experiment (SimpleNN, SGD momentum,
+ * batch 100) through the preloaded or the naive input pipeline, `model.fit` on the same data,
+ * and training throughput at a given batch size and model width.
+ *
+ * ```ts
+ * const run = await experiments.seedRun(ds.train, { pipeline: 'preloaded', epochs: 5 });
+ * run.seconds; run.projectedSeconds; run.gflopsCounted;
+ * const p = await experiments.trainingThroughput(ds.train, { batchSize: 256 });
+ * p.samplesPerSecond; p.stepBytes;
+ * ```
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from './data/batches';
+import { subset, type ImageSet } from './data/fashion-mnist';
+import { mlpTrainingFlops } from './flops';
+import { benchmark, type Timing } from './timing';
+import * as train from './train';
+
+/** Options of {@link seedRun}. */
+export interface SeedRunOptions {
+  /** `preloaded`: `data.BatchSource` (normalise once per batch on the host, one tensor). `naive`: the article's per-sample DataLoader. */
+  pipeline: 'preloaded' | 'naive';
+  /** Epochs (default 5, the article's). */
+  epochs?: number;
+  /** Measure only this many batches per epoch and project the full epochs from them. */
+  maxBatchesPerEpoch?: number;
+  /**
+   * Untimed training batches before the timed run (default 0): one-off costs such as WebGPU
+   * shader compilation then stay out of a projection made from a few batches.
+   */
+  warmupBatches?: number;
+  batchSize?: number;
+  /** Shuffle seed (default 0). */
+  seed?: number;
+  /** The model to train (default a fresh {@link train.simpleNN}); it is trained in place. */
+  model?: tf.LayersModel;
+  onEpochEnd?: (log: train.EpochLog) => void | Promise<void>;
+}
+
+/** A seed-experiment run: the measured loop result plus projections and throughput. */
+export interface SeedRun extends train.TrainResult {
+  pipeline: 'preloaded' | 'naive';
+  /** Batches a full run has (epochs × batches per epoch). */
+  fullBatches: number;
+  /** True when fewer batches than a full run were measured (the full time is then projected). */
+  partial: boolean;
+  /** Seconds a full run takes: measured when not partial, else measured seconds/batch × fullBatches. */
+  projectedSeconds: number;
+  /** Data and compute seconds, projected the same way. */
+  projectedDataSeconds: number;
+  projectedComputeSeconds: number;
+  /** Matmul GFLOP/s of the training steps (compute seconds), counting forward+backward as 3× forward. */
+  gflopsCounted: number;
+  /** The same with only the FLOP really needed (no input gradient for the first layer). */
+  gflopsNeeded: number;
+  /** Median seconds per batch over the epochs (each epoch's seconds / batches). */
+  secondsPerBatch: number;
+  /** Counted GFLOP per CPU second of the whole loop (see {@link train.TrainResult.cpuSeconds}). */
+  gflopsPerCpuSecond: number;
+}
+
+/**
+ * The article's CPU-vs-GPU experiment on the current backend: SimpleNN, SGD(0.001, momentum
+ * 0.9), softmax cross-entropy, batch 100, `epochs` epochs over `set`, through the chosen input
+ * pipeline. With `maxBatchesPerEpoch` it measures a subset and projects the full run (say so
+ * wherever the projection is shown).
+ */
+export async function seedRun(set: ImageSet, options: SeedRunOptions): Promise<SeedRun> {
+  const epochs = options.epochs ?? 5;
+  const batchSize = options.batchSize ?? train.SEED_EXPERIMENT.batchSize;
+  const seed = options.seed ?? 0;
+  const model = options.model ?? train.simpleNN();
+  const ownModel = !options.model;
+  const source = new BatchSource(set, { batchSize, shuffle: true, seed });
+  const batchesFor: train.BatchesForEpoch =
+    options.pipeline === 'preloaded'
+      ? (e) => source.epoch(e)
+      : (e) => naivePerSampleBatches(set, { batchSize, shuffle: true, seed, epochIndex: e });
+  const optimizer = train.seedOptimizer();
+  try {
+    if (options.warmupBatches) {
+      await train.trainLoop(model, (e) => new BatchSource(set, { batchSize, shuffle: true, seed: seed + 7919 }).epoch(e), { epochs: 1, optimizer, maxBatchesPerEpoch: options.warmupBatches });
+    }
+    const r = await train.trainLoop(model, batchesFor, {
+      epochs,
+      optimizer,
+      maxBatchesPerEpoch: options.maxBatchesPerEpoch,
+      onEpochEnd: options.onEpochEnd,
+    });
+    const fullBatches = epochs * source.numBatches;
+    const scale = fullBatches / r.batches;
+    const f = mlpTrainingFlops(train.denseWidths(model), r.samples);
+    const perBatch = r.epochs.map((e) => e.seconds / e.batches).sort((a, b) => a - b);
+    return {
+      ...r,
+      pipeline: options.pipeline,
+      fullBatches,
+      partial: r.batches < fullBatches,
+      projectedSeconds: r.seconds * scale,
+      projectedDataSeconds: r.dataSeconds * scale,
+      projectedComputeSeconds: r.computeSeconds * scale,
+      gflopsCounted: f.counted / r.computeSeconds / 1e9,
+      gflopsNeeded: f.needed / r.computeSeconds / 1e9,
+      secondsPerBatch: perBatch[perBatch.length >> 1],
+      gflopsPerCpuSecond: f.counted / r.cpuSeconds / 1e9,
+    };
+  } finally {
+    train.disposeOptimizer(optimizer);
+    if (ownModel) model.dispose();
+  }
+}
+
+/** A `model.fit` run of the seed experiment. */
+export interface FitRun {
+  /** Wall seconds of each epoch. */
+  epochSeconds: number[];
+  seconds: number;
+  samples: number;
+  /** Seconds a full run over the whole set would take (projected when `maxSamples` was used). */
+  projectedSeconds: number;
+  partial: boolean;
+  gflopsCounted: number;
+  finalLoss: number;
+}
+
+/**
+ * The seed experiment through `model.fit(xs, ys)` (shuffle on, batch 100, same optimiser and
+ * loss as {@link seedRun}). `maxSamples` trains on the first n examples and projects the full set.
+ */
+export async function fitRun(set: ImageSet, options: { epochs?: number; maxSamples?: number; batchSize?: number } = {}): Promise<FitRun> {
+  const epochs = options.epochs ?? 5;
+  const part = options.maxSamples !== undefined && options.maxSamples < set.count ? subset(set, options.maxSamples) : set;
+  const { xs, ys } = toTensors(part);
+  const model = train.simpleNN();
+  const optimizer = train.seedOptimizer();
+  try {
+    model.compile({ optimizer, loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
+    const r = await train.fit(model, xs, ys, { batchSize: options.batchSize ?? train.SEED_EXPERIMENT.batchSize, epochs, shuffle: true });
+    const samples = part.count * r.epochs.length;
+    const f = mlpTrainingFlops(train.denseWidths(model), samples);
+    return {
+      epochSeconds: r.epochs.map((e) => e.seconds),
+      seconds: r.seconds,
+      samples,
+      projectedSeconds: r.seconds * (set.count / part.count),
+      partial: part.count < set.count,
+      gflopsCounted: f.counted / r.seconds / 1e9,
+      finalLoss: r.epochs[r.epochs.length - 1]?.logs.loss ?? NaN,
+    };
+  } finally {
+    tf.dispose([xs, ys]);
+    train.disposeOptimizer(optimizer);
+    model.dispose();
+  }
+}
+
+/** The seed experiment through the custom loop and through `model.fit`, epoch by epoch, interleaved. */
+export interface LoopVsFit {
+  /** Examples per epoch (the whole set, or `maxSamples`). */
+  samplesPerEpoch: number;
+  /** True when trained on a subset of the set (a projection is then needed for the full set). */
+  partial: boolean;
+  loopEpochSeconds: number[];
+  fitEpochSeconds: number[];
+  /** fit ÷ loop seconds, per epoch (both ran back to back, so under the same machine load). */
+  ratios: number[];
+  medianRatio: number;
+  /** CPU seconds of the process during the loop epochs and during the fit epochs. */
+  loopCpuSeconds: number;
+  fitCpuSeconds: number;
+  /** Counted (3× forward) and needed matmul FLOP of one epoch. */
+  flopsPerEpoch: { counted: number; needed: number };
+  loopFinalLoss: number;
+  fitFinalLoss: number;
+}
+
+/**
+ * Train two identical SimpleNNs on the same data, one with {@link train.trainLoop} over
+ * `data.BatchSource` batches and one with `model.fit` on whole-set tensors, alternating one
+ * epoch each. On a shared machine the load changes over minutes; interleaving makes the
+ * fit-vs-loop ratio of each epoch a fair comparison. `maxSamples` trains on the first n examples.
+ */
+export async function loopVsFit(set: ImageSet, options: { epochs?: number; maxSamples?: number; batchSize?: number; seed?: number } = {}): Promise<LoopVsFit> {
+  const epochs = options.epochs ?? 5;
+  const batchSize = options.batchSize ?? train.SEED_EXPERIMENT.batchSize;
+  const part = options.maxSamples !== undefined && options.maxSamples < set.count ? subset(set, options.maxSamples) : set;
+  const source = new BatchSource(part, { batchSize, shuffle: true, seed: options.seed ?? 0 });
+  const { xs, ys } = toTensors(part);
+  const loopModel = train.simpleNN();
+  const loopOpt = train.seedOptimizer();
+  const fitModel = train.simpleNN();
+  const fitOpt = train.seedOptimizer();
+  fitModel.compile({ optimizer: fitOpt, loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
+  const loopEpochSeconds: number[] = [];
+  const fitEpochSeconds: number[] = [];
+  let loopCpuSeconds = 0;
+  let fitCpuSeconds = 0;
+  let loopFinalLoss = NaN;
+  let fitFinalLoss = NaN;
+  try {
+    for (let e = 0; e < epochs; e++) {
+      const r = await train.trainLoop(loopModel, () => source.epoch(e), { epochs: 1, optimizer: loopOpt });
+      loopEpochSeconds.push(r.seconds);
+      loopCpuSeconds += r.cpuSeconds;
+      loopFinalLoss = r.finalLoss;
+      const c0 = process.cpuUsage();
+      const f = await train.fit(fitModel, xs, ys, { batchSize, epochs: 1, shuffle: true });
+      const c = process.cpuUsage(c0);
+      fitCpuSeconds += (c.user + c.system) / 1e6;
+      fitEpochSeconds.push(f.seconds);
+      fitFinalLoss = f.epochs[0]?.logs.loss ?? NaN;
+    }
+  } finally {
+    tf.dispose([xs, ys]);
+    train.disposeOptimizer(loopOpt);
+    train.disposeOptimizer(fitOpt);
+    loopModel.dispose();
+    fitModel.dispose();
+  }
+  const ratios = fitEpochSeconds.map((f, i) => f / loopEpochSeconds[i]);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const f = mlpTrainingFlops(train.SEED_EXPERIMENT.widths, part.count);
+  return {
+    samplesPerEpoch: part.count,
+    partial: part.count < set.count,
+    loopEpochSeconds,
+    fitEpochSeconds,
+    ratios,
+    medianRatio: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+    loopCpuSeconds,
+    fitCpuSeconds,
+    flopsPerEpoch: { counted: f.counted, needed: f.needed },
+    loopFinalLoss,
+    fitFinalLoss,
+  };
+}
+
+/** Options of {@link trainingThroughput}. */
+export interface ThroughputOptions {
+  batchSize: number;
+  /** Hidden widths of the MLP (default [500], SimpleNN). */
+  hidden?: number[];
+  /** Samples trained per timed repeat (rounded up to whole batches; default 2048). */
+  samplesPerRepeat?: number;
+  warmup?: number;
+  repeats?: number;
+  /** Samples in one epoch, for the derived time per epoch (default `set.count`). */
+  epochSamples?: number;
+}
+
+/** Training throughput at one batch size / width, measured on preloaded batches (compute only). */
+export interface ThroughputPoint {
+  batchSize: number;
+  hidden: number[];
+  /** Steps per timed repeat. */
+  steps: number;
+  samplesPerSecond: number;
+  /** Derived: epochSamples / samplesPerSecond (not a timed full epoch). */
+  secondsPerEpoch: number;
+  /** Matmul GFLOP/s (3× forward convention). */
+  gflops: number;
+  /** Peak tensor bytes of one training step above what was alive before it (activations, gradients, batch temporaries). */
+  stepBytes: number;
+  /** Bytes of one batch's input and target tensors. */
+  batchBytes: number;
+  /** The repeats' timings (seconds per repeat of `steps` steps). */
+  timing: Timing;
+}
+
+/**
+ * Time `steps` training steps (SGD momentum, softmax cross-entropy) of an MLP at one batch size
+ * through `timing.benchmark` (warm-up, sync, repeats). The batches are built before the clock
+ * starts, so only compute is timed. Also profiles one step's peak memory.
+ */
+export async function trainingThroughput(set: ImageSet, options: ThroughputOptions): Promise<ThroughputPoint> {
+  const { batchSize } = options;
+  const hidden = options.hidden ?? [500];
+  const steps = Math.max(1, Math.ceil((options.samplesPerRepeat ?? 2048) / batchSize));
+  const source = new BatchSource(set, { batchSize, shuffle: true, seed: 7 });
+  const batches: Batch[] = [];
+  for (const b of source.epoch(0)) {
+    if (batches.length === Math.min(steps, source.numBatches)) {
+      tf.dispose([b.xs, b.ys]);
+      break;
+    }
+    batches.push(b);
+  }
+  const model = train.mlp({ hidden, inputs: set.height * set.width, outputs: 10 });
+  const optimizer = train.seedOptimizer();
+  const vars = train.trainableVariables(model);
+  try {
+    await train.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
+    const mem = await train.stepMemory(model, batches[0], { optimizer });
+    const timing = await benchmark(() => {
+      let loss: tf.Scalar | null = null;
+      for (let i = 0; i < steps; i++) {
+        const { xs, ys } = batches[i % batches.length];
+        loss?.dispose();
+        loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, true, vars) as tf.Scalar;
+      }
+      return loss!;
+    }, { warmup: options.warmup ?? 1, repeats: options.repeats ?? 3 });
+    const samples = steps * batchSize;
+    const samplesPerSecond = samples / timing.median;
+    const f = mlpTrainingFlops([set.height * set.width, ...hidden, 10], samples);
+    return {
+      batchSize,
+      hidden,
+      steps,
+      samplesPerSecond,
+      secondsPerEpoch: (options.epochSamples ?? set.count) / samplesPerSecond,
+      gflops: f.counted / timing.median / 1e9,
+      stepBytes: mem.stepBytes,
+      batchBytes: batches[0].xs.size * 4 + batches[0].ys.size * 4,
+      timing,
+    };
+  } finally {
+    for (const b of batches) tf.dispose([b.xs, b.ys]);
+    train.disposeOptimizer(optimizer);
+    model.dispose();
+  }
+}
+
+/** Accuracy-under-a-budget result of {@link trainWithBudget}. */
+export interface BudgetRun {
+  batchSize: number;
+  epochs: number;
+  seconds: number;
+  samples: number;
+  /** Weight updates made. */
+  steps: number;
+  testAccuracy: number;
+  stoppedBy: 'epochs' | 'maxSeconds';
+}
+
+/**
+ * Train a fresh SimpleNN (same seed every time) at `batchSize` until `epochs` epochs or
+ * `maxSeconds` wall seconds, whichever first, then measure test accuracy. The fixed-epochs and
+ * fixed-time budgets of notebook 01.
+ */
+export async function trainWithBudget(trainSet: ImageSet, testSet: ImageSet, options: { batchSize: number; epochs: number; maxSeconds?: number; optimizer?: () => tf.Optimizer }): Promise<BudgetRun> {
+  const model = train.simpleNN({ seed: 42 });
+  const source = new BatchSource(trainSet, { batchSize: options.batchSize, shuffle: true, seed: 3 });
+  const optimizer = (options.optimizer ?? train.seedOptimizer)();
+  try {
+    const r = await train.trainLoop(model, (e) => source.epoch(e), { epochs: options.epochs, maxSeconds: options.maxSeconds, optimizer });
+    const testAccuracy = await train.accuracy(model, new BatchSource(testSet, { batchSize: 1000 }).epoch(0));
+    return { batchSize: options.batchSize, epochs: r.epochs.length, seconds: r.seconds, samples: r.samples, steps: r.batches, testAccuracy, stoppedBy: r.stoppedBy };
+  } finally {
+    train.disposeOptimizer(optimizer);
+    model.dispose();
+  }
+}

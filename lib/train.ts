@@ -1,0 +1,508 @@
+/**
+ * The seed models, a custom training loop and `model.fit` helpers that every notebook reuses.
+ *
+ * ```ts
+ * const model = train.simpleNN();                       // the article's 784→500 ReLU→10
+ * const src = new data.BatchSource(ds.train, { batchSize: 100, shuffle: true });
+ * const r = await train.trainLoop(model, (e) => src.epoch(e), {
+ *   epochs: 5, optimizer: train.seedOptimizer(),
+ *   onEpochEnd: (e) => console.log(e.epoch, e.loss, e.seconds),
+ * });
+ * r.seconds; r.dataSeconds; r.computeSeconds;           // the time, split into input pipeline and compute
+ * ```
+ *
+ * The loop is `optimizer.minimize` over batches from any iterable (preloaded `data.BatchSource`,
+ * the naive per-sample pipeline, or `data.sliceTensorBatches` over tensors), with per-batch and
+ * per-epoch callbacks, optional budgets (batches per epoch, wall seconds), and a data-vs-compute
+ * time split. {@link fit} wraps `model.fit` with the same callbacks and epoch logs.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Batch as DataBatch } from './data/batches';
+
+// ---------------------------------------------------------------------------------------------
+// The seed experiment and models
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The article's CPU-vs-GPU experiment, as it states it: `SimpleNN` (784→500 ReLU→10) trained
+ * with SGD (lr 0.001, momentum 0.9) and cross-entropy, batch 100, 5 epochs over 60,000
+ * Fashion-MNIST images. `articleSeconds` are the article's own single, unsynchronised runs on
+ * a cloud notebook: **reported by the article, not measured here**.
+ */
+export const SEED_EXPERIMENT = {
+  widths: [784, 500, 10] as readonly number[],
+  learningRate: 0.001,
+  momentum: 0.9,
+  batchSize: 100,
+  epochs: 5,
+  trainSamples: 60000,
+  articleSeconds: { cpu: 70.5448, gpu: 62.6331 },
+} as const;
+
+/** Options for the model builders. */
+export interface ModelOptions {
+  /** Seed for the weight initialisers (default 42), so runs on different backends start equal. */
+  seed?: number;
+}
+
+/** Options for {@link mlp}. */
+export interface MlpOptions extends ModelOptions {
+  /** Input features (default 784). */
+  inputs?: number;
+  /** Hidden layer widths (default [500]). */
+  hidden?: readonly number[];
+  /** Output units (default 10). */
+  outputs?: number;
+  /** Hidden activation (default relu). */
+  activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu';
+  /** Output activation (default linear: logits, to pair with softmax cross-entropy on logits). */
+  outputActivation?: 'linear' | 'softmax' | 'sigmoid';
+}
+
+/**
+ * A dense MLP. Weights use seeded Glorot-uniform initialisers, biases zeros. The output layer is
+ * linear (logits) by default, like PyTorch's `nn.Linear` + `CrossEntropyLoss`.
+ */
+export function mlp(options: MlpOptions = {}): tf.Sequential {
+  const inputs = options.inputs ?? 784;
+  const hidden = options.hidden ?? [500];
+  const outputs = options.outputs ?? 10;
+  const seed = options.seed ?? 42;
+  for (const w of [inputs, ...hidden, outputs]) {
+    if (!Number.isInteger(w) || w < 1) throw new Error(`mlp: layer widths must be positive integers, got [${[inputs, ...hidden, outputs]}]`);
+  }
+  const model = tf.sequential();
+  hidden.forEach((units, i) => {
+    model.add(tf.layers.dense({
+      units,
+      activation: options.activation ?? 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }),
+      ...(i === 0 ? { inputShape: [inputs] } : {}),
+    }));
+  });
+  model.add(tf.layers.dense({
+    units: outputs,
+    activation: options.outputActivation ?? 'linear',
+    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + hidden.length }),
+    ...(hidden.length === 0 ? { inputShape: [inputs] } : {}),
+  }));
+  return model;
+}
+
+/** The article's `SimpleNN`: 784 → 500 (ReLU) → 10 logits. */
+export function simpleNN(options: ModelOptions = {}): tf.Sequential {
+  return mlp({ inputs: 784, hidden: [500], outputs: 10, seed: options.seed });
+}
+
+/** The article's optimiser for SimpleNN: SGD with lr 0.001 and momentum 0.9. */
+export function seedOptimizer(): tf.Optimizer {
+  return tf.train.momentum(SEED_EXPERIMENT.learningRate, SEED_EXPERIMENT.momentum);
+}
+
+/**
+ * Dispose an optimiser and all its tensors. (tfjs 4.22's `MomentumOptimizer.dispose` forgets the
+ * learning-rate scalar it inherits from SGD; this disposes that too.)
+ */
+export function disposeOptimizer(optimizer: tf.Optimizer): void {
+  optimizer.dispose();
+  const c = (optimizer as unknown as { c?: tf.Tensor }).c;
+  if (c && !c.isDisposed) c.dispose();
+}
+
+/**
+ * The article's Keras batch example as it stands: four numbers, label 1 when > 0.5.
+ * Returns new tensors; the caller disposes them.
+ */
+export function kerasToyData(): { xs: tf.Tensor2D; ys: tf.Tensor2D } {
+  return { xs: tf.tensor2d([[0.1], [0.3], [0.6], [0.9]]), ys: tf.tensor2d([[0], [0], [1], [1]]) };
+}
+
+/**
+ * The article's Keras model: Dense(128, relu, input_dim 1) → Dense(1, sigmoid), compiled with
+ * adam, binary cross-entropy and accuracy, exactly as in the article.
+ */
+export function kerasToyModel(options: ModelOptions = {}): tf.Sequential {
+  const seed = options.seed ?? 42;
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ units: 128, activation: 'relu', inputDim: 1, kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
+      tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }),
+    ],
+  });
+  model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+  return model;
+}
+
+/** Dense layer widths of a sequential MLP ([input, …, output]), for FLOP counts. */
+export function denseWidths(model: tf.LayersModel): number[] {
+  const input = model.inputs[0].shape[model.inputs[0].shape.length - 1];
+  if (typeof input !== 'number') throw new Error('denseWidths: the model input has no fixed feature size');
+  const widths = [input];
+  for (const layer of model.layers) {
+    const units = (layer.getConfig() as { units?: number }).units;
+    if (typeof units !== 'number') throw new Error(`denseWidths: layer '${layer.name}' is not a Dense layer`);
+    widths.push(units);
+  }
+  return widths;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+// ---------------------------------------------------------------------------------------------
+
+/** One batch: inputs and targets (one-hot or integer labels for classification). */
+export type Batch = DataBatch;
+
+/**
+ * Where the loop gets each epoch's batches from, e.g. `(e) => source.epoch(e)` for a
+ * `data.BatchSource`, or `(e) => data.sliceTensorBatches(xs, ys, { batchSize, epochIndex: e })`.
+ */
+export type BatchesForEpoch = (epoch: number) => Iterable<Batch> | AsyncIterable<Batch>;
+
+// ---------------------------------------------------------------------------------------------
+// The custom training loop
+// ---------------------------------------------------------------------------------------------
+
+/** The loss functions the loop knows by name (targets first, like `tf.losses`). */
+export type LossName = 'softmaxCrossEntropy' | 'sigmoidCrossEntropy' | 'meanSquaredError' | 'binaryCrossentropy';
+
+/** A loss: `(targets, outputs) => scalar`. */
+export type LossFn = (ys: tf.Tensor, outputs: tf.Tensor) => tf.Scalar;
+
+function lossFn(loss: LossName | LossFn): LossFn {
+  if (typeof loss === 'function') return loss;
+  switch (loss) {
+    case 'softmaxCrossEntropy':
+      return (y, o) => tf.losses.softmaxCrossEntropy(y, o) as tf.Scalar;
+    case 'sigmoidCrossEntropy':
+      return (y, o) => tf.losses.sigmoidCrossEntropy(y, o) as tf.Scalar;
+    case 'meanSquaredError':
+      return (y, o) => tf.losses.meanSquaredError(y, o) as tf.Scalar;
+    case 'binaryCrossentropy':
+      return (y, o) => tf.metrics.binaryCrossentropy(y, o).mean() as tf.Scalar;
+    default:
+      throw new Error(`trainLoop: unknown loss '${String(loss)}'`);
+  }
+}
+
+/** What the per-batch callback receives. */
+export interface BatchEnd {
+  epoch: number;
+  /** Batch index within the epoch. */
+  batch: number;
+  /** Rows in this batch. */
+  size: number;
+  /** The batch loss, only when it was read back (every `lossEvery` batches), else null. */
+  loss: number | null;
+  /** Wall seconds since the loop started. */
+  elapsed: number;
+}
+
+/** One epoch's record. */
+export interface EpochLog {
+  epoch: number;
+  /** Wall seconds of this epoch. */
+  seconds: number;
+  /** Seconds spent producing batches (the input pipeline) in this epoch. */
+  dataSeconds: number;
+  /** Seconds spent in the training steps (forward, backward, update) in this epoch. */
+  computeSeconds: number;
+  batches: number;
+  samples: number;
+  /** Mean of the batch losses that were read back this epoch (the last batch's at least). */
+  loss: number;
+}
+
+/** Options of {@link trainLoop}. */
+export interface TrainLoopOptions {
+  epochs: number;
+  /** Default: {@link seedOptimizer} (SGD 0.001, momentum 0.9). */
+  optimizer?: tf.Optimizer;
+  /** Default `softmaxCrossEntropy` on logits with one-hot targets. */
+  loss?: LossName | LossFn;
+  /** Stop each epoch after this many batches (measure a subset and extrapolate). */
+  maxBatchesPerEpoch?: number;
+  /** Stop once this many wall seconds have passed (checked after every batch). */
+  maxSeconds?: number;
+  /**
+   * Read the loss back every N batches (default: only the last batch of each epoch). Reading
+   * forces a device sync; on asynchronous backends (WebGPU) frequent reads cost time.
+   */
+  lossEvery?: number;
+  /**
+   * Sync after every step so the data-vs-compute split is exact on asynchronous backends
+   * (default true; wasm and cpu run synchronously so it costs nothing there).
+   */
+  syncEveryStep?: boolean;
+  /** Dispose each batch's tensors after its step (default true: the loop owns the batches). */
+  disposeBatches?: boolean;
+  onBatchEnd?: (info: BatchEnd) => void | Promise<void>;
+  onEpochEnd?: (log: EpochLog) => void | Promise<void>;
+}
+
+/** What {@link trainLoop} returns. */
+export interface TrainResult {
+  epochs: EpochLog[];
+  /** Total wall seconds. */
+  seconds: number;
+  dataSeconds: number;
+  computeSeconds: number;
+  batches: number;
+  samples: number;
+  /**
+   * CPU seconds this process used during the loop (all threads). On a machine shared with other
+   * work, wall time includes waiting for a core; CPU time estimates what a dedicated core would take.
+   */
+  cpuSeconds: number;
+  /** Why the loop stopped. */
+  stoppedBy: 'epochs' | 'maxSeconds';
+  /** The last loss read back. */
+  finalLoss: number;
+}
+
+/** The tf.Variables behind a model's trainable weights (what `optimizer.minimize` updates). */
+export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => w.read() as tf.Variable);
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+
+async function* asAsync(it: Iterable<Batch> | AsyncIterable<Batch>): AsyncGenerator<Batch> {
+  if (Symbol.asyncIterator in it) yield* it as AsyncIterable<Batch>;
+  else yield* it as Iterable<Batch>;
+}
+
+/**
+ * Train `model` with `optimizer.minimize` over the batches `batchesFor(epoch)` yields: the
+ * custom loop of the article's PyTorch code (zero grads, forward, loss, backward, step).
+ * Times the input pipeline (waiting for the next batch) and the training steps separately.
+ * No tensors are left behind (the batches are disposed unless `disposeBatches: false`).
+ */
+export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpoch, options: TrainLoopOptions): Promise<TrainResult> {
+  const { epochs } = options;
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`trainLoop: epochs must be a positive integer, got ${epochs}`);
+  const optimizer = options.optimizer ?? seedOptimizer();
+  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
+  const lossEvery = options.lossEvery ?? 0;
+  const syncEveryStep = options.syncEveryStep ?? true;
+  const disposeBatches = options.disposeBatches ?? true;
+  const maxBatches = options.maxBatchesPerEpoch ?? Infinity;
+  const vars = trainableVariables(model);
+  const logs: EpochLog[] = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
+  let finalLoss = NaN;
+  for (let epoch = 0; epoch < epochs && stoppedBy === 'epochs'; epoch++) {
+    const e0 = now();
+    let dataSeconds = 0;
+    let computeSeconds = 0;
+    let batches = 0;
+    let samples = 0;
+    const losses: number[] = [];
+    let pending: tf.Scalar | null = null;
+    const it = asAsync(batchesFor(epoch))[Symbol.asyncIterator]();
+    try {
+      while (batches < maxBatches) {
+        const d0 = now();
+        const next = await it.next();
+        dataSeconds += now() - d0;
+        if (next.done) break;
+        const { xs, ys } = next.value;
+        const c0 = now();
+        pending?.dispose();
+        pending = optimizer.minimize(() => loss(ys, model.apply(xs, { training: true }) as tf.Tensor), true, vars) as tf.Scalar;
+        const read = lossEvery > 0 && (batches + 1) % lossEvery === 0;
+        let lossValue: number | null = null;
+        if (read) {
+          lossValue = (await pending.data())[0];
+          losses.push(lossValue);
+          finalLoss = lossValue;
+        } else if (syncEveryStep) {
+          await syncBackend(pending);
+        }
+        computeSeconds += now() - c0;
+        const size = xs.shape[0];
+        if (disposeBatches) tf.dispose([xs, ys]);
+        batches++;
+        samples += size;
+        if (options.onBatchEnd) await options.onBatchEnd({ epoch, batch: batches - 1, size, loss: lossValue, elapsed: now() - t0 });
+        if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) {
+          stoppedBy = 'maxSeconds';
+          break;
+        }
+      }
+      const lastWasRead = lossEvery > 0 && batches % lossEvery === 0;
+      if (pending && !lastWasRead) {
+        const c0 = now();
+        finalLoss = (await pending.data())[0];
+        computeSeconds += now() - c0;
+        losses.push(finalLoss);
+      }
+    } finally {
+      pending?.dispose();
+      await it.return?.(undefined);
+    }
+    if (batches === 0) throw new Error(`trainLoop: epoch ${epoch} produced no batches`);
+    const log: EpochLog = {
+      epoch,
+      seconds: now() - e0,
+      dataSeconds,
+      computeSeconds,
+      batches,
+      samples,
+      loss: losses.reduce((a, b) => a + b, 0) / losses.length,
+    };
+    logs.push(log);
+    if (options.onEpochEnd) await options.onEpochEnd(log);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    epochs: logs,
+    seconds: now() - t0,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    dataSeconds: logs.reduce((a, l) => a + l.dataSeconds, 0),
+    computeSeconds: logs.reduce((a, l) => a + l.computeSeconds, 0),
+    batches: logs.reduce((a, l) => a + l.batches, 0),
+    samples: logs.reduce((a, l) => a + l.samples, 0),
+    stoppedBy,
+    finalLoss,
+  };
+}
+
+/**
+ * Wait for the work queued so far, cheaply: synchronous backends (wasm, cpu, tensorflow) have
+ * already finished; asynchronous ones (webgpu, webgl) read back one value of `t`.
+ */
+async function syncBackend(t: tf.Tensor): Promise<void> {
+  const b = tf.getBackend();
+  if (b === 'wasm' || b === 'cpu' || b === 'tensorflow') return;
+  await t.data();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation and memory
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Classification accuracy of `model` over batches (one-hot or integer targets), computed batch
+ * by batch so no large tensor is built. Disposes the batches unless `disposeBatches: false`.
+ */
+export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> | AsyncIterable<Batch>, options: { disposeBatches?: boolean } = {}): Promise<number> {
+  let correct = 0;
+  let total = 0;
+  for await (const { xs, ys } of asAsync(batches)) {
+    const hits = tf.tidy(() => {
+      const pred = (model.predict(xs) as tf.Tensor).argMax(-1);
+      const truth = ys.rank > 1 ? ys.argMax(-1) : ys.toInt();
+      return pred.equal(truth).sum();
+    });
+    correct += (await hits.data())[0];
+    total += xs.shape[0];
+    hits.dispose();
+    if (options.disposeBatches ?? true) tf.dispose([xs, ys]);
+  }
+  if (total === 0) throw new Error('accuracy: no batches');
+  return correct / total;
+}
+
+/** Memory of one training step, from `tf.profile`. */
+export interface StepMemory {
+  /** Highest tensor bytes alive during the step (everything, weights and data included). */
+  peakBytes: number;
+  /** Bytes alive just before the step. */
+  beforeBytes: number;
+  /** peakBytes − beforeBytes: activations, gradients and temporaries of this batch. */
+  stepBytes: number;
+}
+
+/**
+ * Profile one training step on `batch` and report its peak tensor memory. The step really
+ * updates the weights (use a throw-away model or optimiser if that matters).
+ */
+export async function stepMemory(model: tf.LayersModel, batch: Batch, options: { optimizer?: tf.Optimizer; loss?: LossName | LossFn } = {}): Promise<StepMemory> {
+  const optimizer = options.optimizer ?? seedOptimizer();
+  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
+  const vars = trainableVariables(model);
+  const beforeBytes = tf.memory().numBytes;
+  const info = await tf.profile(() => {
+    const l = optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars);
+    l?.dispose();
+  });
+  return { peakBytes: info.peakBytes, beforeBytes, stepBytes: info.peakBytes - beforeBytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// model.fit helpers
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@link fit}. */
+export interface FitOptions {
+  batchSize: number;
+  epochs: number;
+  /** Default true (tfjs's default). */
+  shuffle?: boolean;
+  /** Print a Keras-style line per epoch ("Epoch 1/10 … loss: … - acc: …"). Default false. */
+  log?: boolean | ((line: string) => void);
+  /** Stop after the epoch in which this many wall seconds have passed. */
+  maxSeconds?: number;
+  onEpochEnd?: (log: FitEpochLog) => void | Promise<void>;
+  onBatchEnd?: (info: { epoch: number; batch: number; logs: tf.Logs | undefined }) => void | Promise<void>;
+}
+
+/** One epoch of {@link fit}: wall seconds plus whatever `model.fit` logged (loss, metrics). */
+export interface FitEpochLog {
+  epoch: number;
+  seconds: number;
+  logs: Record<string, number>;
+}
+
+/** What {@link fit} returns. */
+export interface FitResult {
+  epochs: FitEpochLog[];
+  seconds: number;
+  history: tf.History;
+}
+
+/** A Keras-style epoch line: `Epoch 3/10 - 12ms - loss: 0.6912 - acc: 0.5000`. */
+export function kerasEpochLine(epoch: number, epochs: number, seconds: number, logs: Record<string, number>): string {
+  const time = seconds >= 1 ? `${seconds.toFixed(1)}s` : `${(seconds * 1e3).toFixed(0)}ms`;
+  const metrics = Object.entries(logs).map(([k, v]) => `${k}: ${v.toFixed(4)}`);
+  return [`Epoch ${epoch + 1}/${epochs}`, time, ...metrics].join(' - ');
+}
+
+/**
+ * `model.fit(xs, ys)` (the model must be compiled) with per-epoch wall times, optional
+ * Keras-style log lines, per-batch/per-epoch callbacks and a wall-time budget.
+ */
+export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys: tf.Tensor | tf.Tensor[], options: FitOptions): Promise<FitResult> {
+  const epochs: FitEpochLog[] = [];
+  const print = options.log === true ? (l: string) => console.log(l) : typeof options.log === 'function' ? options.log : null;
+  const t0 = now();
+  let e0 = t0;
+  const callback = new tf.CustomCallback({
+    onEpochBegin: async () => {
+      e0 = now();
+    },
+    onBatchEnd: options.onBatchEnd
+      ? async (batch, logs) => {
+          await options.onBatchEnd!({ epoch: epochs.length, batch, logs });
+        }
+      : undefined,
+    onEpochEnd: async (epoch, logs) => {
+      const rec: FitEpochLog = { epoch, seconds: now() - e0, logs: { ...(logs ?? {}) } as Record<string, number> };
+      epochs.push(rec);
+      print?.(kerasEpochLine(epoch, options.epochs, rec.seconds, rec.logs));
+      if (options.onEpochEnd) await options.onEpochEnd(rec);
+      if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) model.stopTraining = true;
+    },
+  });
+  const history = await model.fit(xs, ys, {
+    batchSize: options.batchSize,
+    epochs: options.epochs,
+    shuffle: options.shuffle ?? true,
+    verbose: 0,
+    callbacks: [callback],
+  });
+  return { epochs, seconds: now() - t0, history };
+}
