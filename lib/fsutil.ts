@@ -17,3 +17,29 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     throw err;
   }
 }
+
+/**
+ * Read a JSON-lines file: one value per non-blank line, each passed to `check` with its
+ * `file:line` location (throw there to reject it). Errors name the file, the line and the
+ * problem; `what` says what the file should hold ("results", "pruning summaries").
+ */
+export function readJsonLines<T>(file: string, what: string, check: (value: unknown, where: string) => T): T[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const out: T[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (err) {
+      throw new Error(`${file}:${i + 1}: invalid JSON (${(err as Error).message})`);
+    }
+    out.push(check(v, `${file}:${i + 1}`));
+  });
+  return out;
+}

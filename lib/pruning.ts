@@ -34,7 +34,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { lineChart, type ChartSpec } from './charts';
-import { writeFileAtomic } from './fsutil';
+import { readJsonLines, writeFileAtomic } from './fsutil';
 
 // ---------------------------------------------------------------------------------------------
 // Schedules
@@ -494,28 +494,13 @@ export class PruningSummaries extends tf.Callback {
 /** Read a pruning summaries file (or the folder holding it). Errors name the file and line. */
 export function readPruningSummaries(fileOrDir: string): PruningSummaryRecord[] {
   const file = fs.existsSync(fileOrDir) && fs.statSync(fileOrDir).isDirectory() ? path.join(fileOrDir, SUMMARY_FILE) : fileOrDir;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read pruning summaries (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const out: PruningSummaryRecord[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (err) {
-      throw new Error(`${file}:${i + 1}: invalid JSON (${(err as Error).message})`);
-    }
+  return readJsonLines(file, 'pruning summaries', (v, where) => {
     const r = v as PruningSummaryRecord;
     if (!r || typeof r.step !== 'number' || typeof r.layer !== 'string' || typeof r.sparsity !== 'number') {
-      throw new Error(`${file}:${i + 1}: not a pruning summary record (needs step, layer, sparsity)`);
+      throw new Error(`${where}: not a pruning summary record (needs step, layer, sparsity)`);
     }
-    out.push(r);
+    return r;
   });
-  return out;
 }
 
 /** A line chart of per-layer measured sparsity over training steps, from the summaries. */

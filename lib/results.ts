@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import pl from 'nodejs-polars';
 import type { DeviceInfo } from './device';
 import { isQuick } from './env';
-import { writeFileAtomic } from './fsutil';
+import { readJsonLines, writeFileAtomic } from './fsutil';
 import type { Timing } from './timing';
 
 /** A parameter value in a Result's `params`. */
@@ -71,25 +71,10 @@ export function assertResult(value: unknown, where: string): asserts value is Re
 
 /** Read a JSON-lines results file. Errors name the file, the line and the problem. */
 export function readResults(file: string): Result[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read results (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const out: Result[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (err) {
-      throw new Error(`${file}:${i + 1}: invalid JSON (${(err as Error).message})`);
-    }
-    assertResult(v, `${file}:${i + 1}`);
-    out.push(v);
+  return readJsonLines(file, 'results', (v, where) => {
+    assertResult(v, where);
+    return v;
   });
-  return out;
 }
 
 /** Append results to a JSON-lines file atomically (the old contents plus the new lines, then rename). */

@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../fsutil';
 import { dataDir } from '../env';
 import { loadFashionMnist, type FashionMnist } from './fashion-mnist';
+import { mulberry32 } from './stand-in';
 
 /** How labels come out: one-hot `[b, classes]`, `[b, 1]` 0/1 for two classes, or `[b]` class indices. */
 export type ClassMode = 'categorical' | 'binary' | 'sparse';
@@ -134,18 +135,6 @@ export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.w
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function mix(...xs: number[]): number {
   let h = 0x811c9dc5;
   for (const x of xs) {
@@ -157,7 +146,7 @@ function mix(...xs: number[]): number {
 
 function shuffled(n: number, seed: number): number[] {
   const idx = Array.from({ length: n }, (_, i) => i);
-  const r = rng(seed);
+  const r = mulberry32(seed);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [idx[i], idx[j]] = [idx[j], idx[i]];
@@ -410,7 +399,7 @@ export class ImageDirectoryIterator {
         raws.forEach((raw, k) => {
           if (!raw) return;
           const i = chunk[k];
-          picked.push({ raw, label: this.files[i].label, draw: drawAugment(o.augment, rng(mix(o.seed, epochIndex, i, 0x5eed))) });
+          picked.push({ raw, label: this.files[i].label, draw: drawAugment(o.augment, mulberry32(mix(o.seed, epochIndex, i, 0x5eed))) });
         });
       }
       if (picked.length === 0) return null;
