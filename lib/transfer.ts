@@ -26,6 +26,7 @@ import { dataDir, isQuick } from './env';
 import { deviceLabel, describeDevice } from './device';
 import { evaluateAccuracy } from './complexity';
 import { median } from './timing';
+import { fit } from './train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
 import './wasm-conv-grad';
 import { loadFashionMnist, subset, type FashionMnist } from './data/fashion-mnist';
@@ -553,25 +554,10 @@ export async function trainOnTarget(o: TargetRunOptions): Promise<TargetRunResul
   const counts = parameterCounts(model);
   const xs = tf.tensor4d(normalizePixels(o.train.images), [o.train.count, 28, 28, 1]);
   const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(o.train.labels, 'int32'), o.numClasses));
-  const times: number[] = [];
-  let t0 = 0;
-  const start = performance.now();
   try {
-    await model.fit(xs, ys, {
-      epochs: o.epochs,
-      batchSize: o.batchSize ?? 32,
-      shuffle: true,
-      verbose: 0,
-      callbacks: {
-        onEpochBegin: async () => {
-          t0 = performance.now();
-        },
-        onEpochEnd: async () => {
-          times.push((performance.now() - t0) / 1000);
-        },
-      },
-    });
-    const fitSeconds = (performance.now() - start) / 1000;
+    const run = await fit(model, xs, ys, { epochs: o.epochs, batchSize: o.batchSize ?? 32, shuffle: true });
+    const fitSeconds = run.seconds;
+    const times = run.epochs.map((e) => e.seconds);
     const timed = times.length >= 2 ? times.slice(1) : times;
     return {
       method: o.method,
