@@ -18,11 +18,11 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as data from '../lib/data';
-import * as device from '../lib/device';
+import * as device from '../lib/backends/device';
 import * as env from '../lib/env';
 import * as nb from '../lib/notebook';
 import * as results from '../lib/results';
-import * as wasmFast from '../lib/wasm-fast';
+import * as wasmFast from '../lib/backends/wasm-fast';
 import * as suites from './suites';
 
 /** Targets of issue 4 (a benchmark, not a test): reported, never enforced by the exit code. */

@@ -5,14 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as data from '../lib/data';
-import * as device from '../lib/device';
+import * as device from '../lib/backends/device';
 import * as env from '../lib/env';
 import * as experiments from '../lib/experiments';
 import * as flops from '../lib/flops';
 import * as results from '../lib/results';
 import * as timing from '../lib/timing';
 import * as train from '../lib/train';
-import * as wasmFast from '../lib/wasm-fast';
+import * as wasmFast from '../lib/backends/wasm-fast';
 
 type Result = results.Result;
 type ParamValue = results.ParamValue;

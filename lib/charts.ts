@@ -8,7 +8,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import pl from 'nodejs-polars';
-import { describeDevice, deviceLabel, type DeviceInfo } from './device';
+import { describeDevice, deviceLabel, type DeviceInfo } from './backends/device';
 
 /** A Vega-Lite v5 top-level spec (re-exported so notebooks need no vega-lite import). */
 export type ChartSpec = TopLevelSpec;

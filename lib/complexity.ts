@@ -15,7 +15,7 @@ import type { ImageSet } from './data/fashion-mnist';
 import { benchmark } from './timing';
 import { median } from './timing';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
-import './wasm-conv-grad';
+import './backends/wasm-conv-grad';
 
 /** What to build: an MLP (`width` units per hidden layer) or a convnet (`width` filters in the first block, doubling per block). */
 export interface ArchSpec {

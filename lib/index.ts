@@ -9,7 +9,7 @@
  */
 export * as tf from '@tensorflow/tfjs';
 export { default as pl } from 'nodejs-polars';
-export * as device from './device';
+export * as device from './backends/device';
 export * as timing from './timing';
 export * as charts from './charts';
 export * as results from './results';
@@ -22,7 +22,7 @@ export * as data from './data';
 
 
 // --- training, wasm speed-ups (issue 4) ---
-export * as wasmFast from './wasm-fast';
+export * as wasmFast from './backends/wasm-fast';
 export * as flops from './flops';
 export * as train from './train';
 export * as experiments from './experiments';
@@ -39,7 +39,7 @@ export * as transfer from './transfer';
 export * as pruning from './pruning';
 export * as complexity from './complexity';
 /** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
-export * as wasmConvGrad from './wasm-conv-grad';
+export * as wasmConvGrad from './backends/wasm-conv-grad';
 
 
 // --- monitoring and profiling (issue 7) ---
@@ -47,5 +47,5 @@ export * as monitor from './monitor';
 
 
 // --- webgpu (issue 8) ---
-export * as webgpu from './webgpu';
+export * as webgpu from './backends/webgpu';
 

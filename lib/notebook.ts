@@ -2,8 +2,8 @@
  * Notebook output helpers: markdown, visible notices, tables and the device banner every
  * notebook opens with. Inside tslab they send display_data; elsewhere they print text.
  */
-import type { DeviceInfo } from './device';
-import { deviceLabel, listBackends, useBackend, type BackendName } from './device';
+import type { DeviceInfo } from './backends/device';
+import { deviceLabel, listBackends, useBackend, type BackendName } from './backends/device';
 import { modeLabel } from './env';
 import { sendBundle, type Row } from './charts';
 

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import pl from 'nodejs-polars';
-import type { DeviceInfo } from './device';
+import type { DeviceInfo } from './backends/device';
 import { isQuick } from './env';
 import { readJsonLines, writeFileAtomic } from './fsutil';
 import type { Timing } from './timing';

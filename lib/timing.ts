@@ -3,7 +3,7 @@
  * warm-up runs, a device sync after every run, then N timed repeats.
  */
 import * as tf from '@tensorflow/tfjs';
-import { describeDevice, type DeviceInfo } from './device';
+import { describeDevice, type DeviceInfo } from './backends/device';
 
 /** What a timed function may return: tensors are synced (awaited `data()`) and disposed. */
 export type Syncable = tf.Tensor | tf.Tensor[] | number | void | undefined | { [k: string]: tf.Tensor };

@@ -23,12 +23,12 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from './fsutil';
 import { dataDir, isQuick } from './env';
-import { deviceLabel, describeDevice } from './device';
+import { deviceLabel, describeDevice } from './backends/device';
 import { evaluateAccuracy } from './complexity';
 import { median } from './timing';
 import { fit } from './train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
-import './wasm-conv-grad';
+import './backends/wasm-conv-grad';
 import { loadFashionMnist, subset, type FashionMnist } from './data/fashion-mnist';
 import { normalizePixels } from './data/batches';
 

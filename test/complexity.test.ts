@@ -1,8 +1,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/device';
-import '../lib/wasm-conv-grad';
+import { useBackend } from '../lib/backends/device';
+import '../lib/backends/wasm-conv-grad';
 import * as complexity from '../lib/complexity';
 import { paretoFrontier } from '../lib/charts';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/device';
+import { useBackend } from '../lib/backends/device';
 import * as memory from '../lib/memory';
 
 test('measurePeakMemory sees a host array and a tensor that were freed before it ended', async () => {

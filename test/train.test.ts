@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/device';
+import { useBackend } from '../lib/backends/device';
 import { leakGuard } from '../lib/timing';
 import * as train from '../lib/train';
 import { sliceTensorBatches } from '../lib/data/batches';

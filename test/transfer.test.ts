@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/device';
-import '../lib/wasm-conv-grad';
+import { useBackend } from '../lib/backends/device';
+import '../lib/backends/wasm-conv-grad';
 import * as transfer from '../lib/transfer';
 import { tempDir } from './helpers';
 

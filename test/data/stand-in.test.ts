@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../lib/device';
+import { useBackend } from '../../lib/backends/device';
 import { generateImages, mixSeed, mulberry32 } from '../../lib/data/stand-in';
 import { BatchSource, toTensors } from '../../lib/data/batches';
 

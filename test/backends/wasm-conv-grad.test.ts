@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/device';
-import { conv2DBackpropFilterViaConv, registerWasmConv2DBackpropFilter, KERNEL_NAME } from '../lib/wasm-conv-grad';
+import { useBackend } from '../../lib/backends/device';
+import { conv2DBackpropFilterViaConv, registerWasmConv2DBackpropFilter, KERNEL_NAME } from '../../lib/backends/wasm-conv-grad';
 
 function maxAbsDiff(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
   let m = 0;

@@ -12,11 +12,11 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from './data/batches';
-import { subset, type ImageSet } from './data/fashion-mnist';
-import { mlpTrainingFlops } from './flops';
-import { benchmark, type Timing } from './timing';
-import * as train from './train';
+import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from '../data/batches';
+import { subset, type ImageSet } from '../data/fashion-mnist';
+import { mlpTrainingFlops } from '../flops';
+import { benchmark, type Timing } from '../timing';
+import * as train from '../train';
 
 /** Options of {@link seedRun}. */
 export interface SeedRunOptions {

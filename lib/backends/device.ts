@@ -14,7 +14,7 @@
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { forcedBackend } from './env';
+import { forcedBackend } from '../env';
 
 /** The backends gpulab knows how to run. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';

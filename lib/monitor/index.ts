@@ -27,8 +27,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pl from 'nodejs-polars';
-import { timelineChart, type ChartSpec, type Row } from './charts';
-import { sync, type Syncable } from './timing';
+import { timelineChart, type ChartSpec, type Row } from '../charts';
+import { sync, type Syncable } from '../timing';
 
 // ---------------------------------------------------------------------------------------------
 // nvidia-smi CSV
@@ -416,7 +416,7 @@ export async function queryNvidiaSmi(fields: readonly string[] = GPU_QUERY_FIELD
 export function writeStepScript(dir?: string, options: { steps?: number; entry?: string } = {}): string {
   dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'gpulab-profile-'));
   const steps = options.steps ?? 20;
-  const entry = options.entry ?? (fs.existsSync(path.join(__dirname, 'index.js')) ? path.join(__dirname, 'index.js') : path.join(__dirname, 'index.ts'));
+  const entry = options.entry ?? (fs.existsSync(path.join(__dirname, '..', 'index.js')) ? path.join(__dirname, '..', 'index.js') : path.join(__dirname, '..', 'index.ts'));
   const file = path.join(dir, 'gpulab-step.js');
   const script = `// Written by gpulab monitor.writeStepScript: ${steps} training steps of the seed MLP, for profilers.
 const g = require(${JSON.stringify(entry)});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../lib/device';
+import * as device from '../../lib/backends/device';
 
 test('listBackends finds wasm and cpu here and ranks wasm above cpu', async () => {
   const probes = await device.listBackends({ refresh: true });

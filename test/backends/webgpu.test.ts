@@ -12,9 +12,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../lib/device';
-import * as webgpu from '../lib/webgpu';
-import { ROOT } from './helpers';
+import * as device from '../../lib/backends/device';
+import * as webgpu from '../../lib/backends/webgpu';
+import { ROOT } from '../helpers';
 
 /** The relative error bound of the issue: ‖webgpu − cpu‖∞ / ‖cpu‖∞ ≤ 1e-5. */
 const TOLERANCE = 1e-5;

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { onActivate, useBackend } from '../lib/device';
-import { wasmThreads } from '../lib/env';
-import * as wf from '../lib/wasm-fast';
-import { ROOT } from './helpers';
+import { onActivate, useBackend } from '../../lib/backends/device';
+import { wasmThreads } from '../../lib/env';
+import * as wf from '../../lib/backends/wasm-fast';
+import { ROOT } from '../helpers';
 
 function seeded(shape: number[], seed: number): tf.Tensor {
   return tf.randomUniform(shape, -1, 1, 'float32', seed);

@@ -30,7 +30,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { onActivate } from './device';
-import { wasmThreads as wasmThreadsFromEnv } from './env';
+import { wasmThreads as wasmThreadsFromEnv } from '../env';
 
 type Backend = tf.KernelBackend & {
   disposeData(dataId: object): boolean | void;
