@@ -12,7 +12,9 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
-import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor';
+import pl from 'nodejs-polars';
+import { MB, f64, str } from './monitor/columns';
+import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor/sampler';
 
 /** Peaks of a sampled run, absolute and above the baseline taken when it started. */
 export interface PeakMemory {
@@ -264,4 +266,84 @@ export async function findMaxBatchSize(step: (batchSize: number) => unknown | Pr
     good = lo;
   }
   return { best: good, budgetBytes: options.budgetBytes, trials, stoppedBy, failure };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-leak accounting
+// ---------------------------------------------------------------------------------------------
+
+/** `tf.memory()` after one epoch of a loop. */
+export interface EpochMemory {
+  variant: string;
+  /** 0 = before the first epoch; 1..n after each epoch. */
+  epoch: number;
+  numTensors: number;
+  numBytes: number;
+  /** Growth since epoch 0. */
+  tensorsAdded: number;
+  bytesAdded: number;
+}
+
+/**
+ * Run `runEpoch(e)` for `epochs` epochs and record `tf.memory()` before the first and after each
+ * one. A loop that leaks shows `numTensors` growing epoch after epoch.
+ */
+export async function trackEpochMemory(variant: string, epochs: number, runEpoch: (epoch: number) => void | Promise<void>): Promise<EpochMemory[]> {
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`trackEpochMemory(${variant}): epochs must be ≥ 1, got ${epochs}`);
+  const m0 = tf.memory();
+  const rows: EpochMemory[] = [{ variant, epoch: 0, numTensors: m0.numTensors, numBytes: m0.numBytes, tensorsAdded: 0, bytesAdded: 0 }];
+  for (let e = 0; e < epochs; e++) {
+    await runEpoch(e);
+    const m = tf.memory();
+    rows.push({ variant, epoch: e + 1, numTensors: m.numTensors, numBytes: m.numBytes, tensorsAdded: m.numTensors - m0.numTensors, bytesAdded: m.numBytes - m0.numBytes });
+  }
+  return rows;
+}
+
+/** The verdict of {@link leakVerdict}. */
+export interface LeakVerdict {
+  variant: string;
+  /** True when tensors keep piling up after the first epoch. */
+  leaking: boolean;
+  /** Average growth per epoch after the first (the first may allocate once, e.g. optimizer slots). */
+  tensorsPerEpoch: number;
+  bytesPerEpoch: number;
+  /** Total growth over the whole run. */
+  tensorsAdded: number;
+  bytesAdded: number;
+  /** One sentence for a notebook. */
+  summary: string;
+}
+
+/**
+ * Decide whether a loop leaks from its {@link trackEpochMemory} rows. Growth during the first
+ * epoch is allowed (optimizers create their slots then); a loop leaks when `numTensors` grows in
+ * every later epoch. Needs at least 2 epochs.
+ */
+export function leakVerdict(rows: readonly EpochMemory[]): LeakVerdict {
+  if (rows.length < 3) throw new Error(`leakVerdict(${rows[0]?.variant ?? '?'}): needs at least 2 epochs (3 rows), got ${rows.length} rows`);
+  const variant = rows[0].variant;
+  const later = rows.slice(1);
+  const steps = later.slice(1).map((r, i) => r.numTensors - later[i].numTensors);
+  const leaking = steps.every((d) => d > 0);
+  const n = later.length - 1;
+  const tensorsPerEpoch = (later[later.length - 1].numTensors - later[0].numTensors) / n;
+  const bytesPerEpoch = (later[later.length - 1].numBytes - later[0].numBytes) / n;
+  const last = rows[rows.length - 1];
+  const summary = leaking
+    ? `${variant}: leaks ≈${Math.round(tensorsPerEpoch)} tensors (${(bytesPerEpoch / MB).toFixed(2)} MB) per epoch; ${last.tensorsAdded} tensors after ${rows.length - 1} epochs.`
+    : `${variant}: no growth after the first epoch (${last.tensorsAdded} tensors kept in total, e.g. optimizer slots).`;
+  return { variant, leaking, tensorsPerEpoch, bytesPerEpoch, tensorsAdded: last.tensorsAdded, bytesAdded: last.bytesAdded, summary };
+}
+
+/** {@link EpochMemory} rows as a DataFrame (`variant, epoch, num_tensors, mb, tensors_added, mb_added`). */
+export function epochMemoryToDataFrame(rows: readonly EpochMemory[]): pl.DataFrame {
+  return pl.DataFrame([
+    str('variant', rows.map((r) => r.variant)),
+    f64('epoch', rows.map((r) => r.epoch)),
+    f64('num_tensors', rows.map((r) => r.numTensors)),
+    f64('mb', rows.map((r) => r.numBytes / MB)),
+    f64('tensors_added', rows.map((r) => r.tensorsAdded)),
+    f64('mb_added', rows.map((r) => r.bytesAdded / MB)),
+  ]);
 }
