@@ -1,7 +1,12 @@
 /**
- * Memory management measured: the peak memory of a piece of work (sampled while it runs, with
- * issue 7's `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget
- * or a real allocation failure.
+ * Memory, measured: the one home of memory accounting.
+ *
+ * - Peak memory of a piece of work ({@link measurePeakMemory}, sampled while it runs with
+ *   `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget or a
+ *   real allocation failure ({@link findMaxBatchSize}).
+ * - Tensors a piece of work leaves behind ({@link leakGuard}) and per epoch of a loop
+ *   ({@link trackEpochMemory} / {@link leakVerdict}; also exported as `monitor.*`).
+ * - The tensor memory of one training step ({@link stepMemory}, from `tf.profile`).
  *
  * Peak memory has three parts, read together:
  * - `rss`: the process's resident memory, everything including the wasm heap (which grows and
@@ -15,6 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import pl from 'nodejs-polars';
 import { MB, f64, str } from './monitor/columns';
 import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor/sampler';
+import { lossFn, seedOptimizer, trainableVariables, type Batch, type LossFn, type LossName } from './train';
 
 /** Peaks of a sampled run, absolute and above the baseline taken when it started. */
 export interface PeakMemory {
@@ -346,4 +352,69 @@ export function epochMemoryToDataFrame(rows: readonly EpochMemory[]): pl.DataFra
     f64('tensors_added', rows.map((r) => r.tensorsAdded)),
     f64('mb_added', rows.map((r) => r.bytesAdded / MB)),
   ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensors kept by a piece of work, and the memory of one training step
+// ---------------------------------------------------------------------------------------------
+
+/** Tensor and byte counts before and after a piece of work. */
+export interface LeakReport {
+  before: { numTensors: number; numBytes: number };
+  after: { numTensors: number; numBytes: number };
+  /** Tensors still alive that were not alive before. */
+  leakedTensors: number;
+  leakedBytes: number;
+}
+
+/**
+ * Run `fn` and report `tf.memory()` before and after. With `{ throwOnLeak: true }` a growth in
+ * `numTensors` throws (naming `label`), which is how tests catch leaks.
+ */
+export async function leakGuard<T>(
+  label: string,
+  fn: () => T | Promise<T>,
+  options: { throwOnLeak?: boolean } = {},
+): Promise<{ value: T; report: LeakReport }> {
+  const m0 = tf.memory();
+  const before = { numTensors: m0.numTensors, numBytes: m0.numBytes };
+  const value = await fn();
+  const m1 = tf.memory();
+  const after = { numTensors: m1.numTensors, numBytes: m1.numBytes };
+  const report: LeakReport = {
+    before,
+    after,
+    leakedTensors: after.numTensors - before.numTensors,
+    leakedBytes: after.numBytes - before.numBytes,
+  };
+  if (options.throwOnLeak && report.leakedTensors > 0) {
+    throw new Error(`${label}: leaked ${report.leakedTensors} tensors (${report.leakedBytes} bytes)`);
+  }
+  return { value, report };
+}
+
+/** Memory of one training step, from `tf.profile`. */
+export interface StepMemory {
+  /** Highest tensor bytes alive during the step (everything, weights and data included). */
+  peakBytes: number;
+  /** Bytes alive just before the step. */
+  beforeBytes: number;
+  /** peakBytes − beforeBytes: activations, gradients and temporaries of this batch. */
+  stepBytes: number;
+}
+
+/**
+ * Profile one training step on `batch` and report its peak tensor memory. The step really
+ * updates the weights (use a throw-away model or optimiser if that matters).
+ */
+export async function stepMemory(model: tf.LayersModel, batch: Batch, options: { optimizer?: tf.Optimizer; loss?: LossName | LossFn } = {}): Promise<StepMemory> {
+  const optimizer = options.optimizer ?? seedOptimizer();
+  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
+  const vars = trainableVariables(model);
+  const beforeBytes = tf.memory().numBytes;
+  const info = await tf.profile(() => {
+    const l = optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars);
+    l?.dispose();
+  });
+  return { peakBytes: info.peakBytes, beforeBytes, stepBytes: info.peakBytes - beforeBytes };
 }

@@ -169,7 +169,8 @@ export type LossName = 'softmaxCrossEntropy' | 'sigmoidCrossEntropy' | 'meanSqua
 /** A loss: `(targets, outputs) => scalar`. */
 export type LossFn = (ys: tf.Tensor, outputs: tf.Tensor) => tf.Scalar;
 
-function lossFn(loss: LossName | LossFn): LossFn {
+/** The loss function for a name (or the function itself): `(targets, outputs) => scalar`. */
+export function lossFn(loss: LossName | LossFn): LossFn {
   if (typeof loss === 'function') return loss;
   switch (loss) {
     case 'softmaxCrossEntropy':
@@ -405,33 +406,6 @@ export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> |
   if (total === 0) throw new Error('accuracy: no batches');
   return correct / total;
 }
-
-/** Memory of one training step, from `tf.profile`. */
-export interface StepMemory {
-  /** Highest tensor bytes alive during the step (everything, weights and data included). */
-  peakBytes: number;
-  /** Bytes alive just before the step. */
-  beforeBytes: number;
-  /** peakBytes − beforeBytes: activations, gradients and temporaries of this batch. */
-  stepBytes: number;
-}
-
-/**
- * Profile one training step on `batch` and report its peak tensor memory. The step really
- * updates the weights (use a throw-away model or optimiser if that matters).
- */
-export async function stepMemory(model: tf.LayersModel, batch: Batch, options: { optimizer?: tf.Optimizer; loss?: LossName | LossFn } = {}): Promise<StepMemory> {
-  const optimizer = options.optimizer ?? seedOptimizer();
-  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
-  const vars = trainableVariables(model);
-  const beforeBytes = tf.memory().numBytes;
-  const info = await tf.profile(() => {
-    const l = optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars);
-    l?.dispose();
-  });
-  return { peakBytes: info.peakBytes, beforeBytes, stepBytes: info.peakBytes - beforeBytes };
-}
-
 // ---------------------------------------------------------------------------------------------
 // model.fit helpers
 // ---------------------------------------------------------------------------------------------

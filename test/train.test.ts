@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/device';
-import { leakGuard } from '../lib/timing';
+import { leakGuard } from '../lib/memory';
 import * as train from '../lib/train';
 import { sliceTensorBatches } from '../lib/data/batches';
 
@@ -153,21 +153,6 @@ test('fit stops after the epoch that crosses maxSeconds, and can print Keras lin
   assert.equal(r.epochs.length, 1);
   assert.match(lines[0], /^Epoch 1\/10 - \d+ms - loss: \d\.\d{4} - acc: \d\.\d{4}$/);
   tf.dispose([xs, ys]);
-});
-
-test('stepMemory grows with the batch size', async () => {
-  await useBackend('wasm');
-  const model = train.mlp({ inputs: 64, hidden: [128], outputs: 10 });
-  const mem = async (n: number) => {
-    const batch = { xs: tf.randomNormal([n, 64]), ys: tf.oneHot(tf.zeros([n], 'int32'), 10) };
-    const m = await train.stepMemory(model, batch);
-    tf.dispose([batch.xs, batch.ys]);
-    return m;
-  };
-  const small = await mem(8);
-  const big = await mem(512);
-  assert.ok(small.peakBytes >= small.beforeBytes);
-  assert.ok(big.stepBytes > small.stepBytes * 10, `${small.stepBytes} vs ${big.stepBytes}`);
 });
 
 test('seed experiment constants match the article', () => {

@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from '../data/batches';
 import { subset, type ImageSet } from '../data/fashion-mnist';
 import { mlpTrainingFlops } from '../flops';
+import * as memory from '../memory';
 import { benchmark, type Timing } from '../timing';
 import * as train from '../train';
 
@@ -292,8 +293,8 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
   const optimizer = train.seedOptimizer();
   const vars = train.trainableVariables(model);
   try {
-    await train.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
-    const mem = await train.stepMemory(model, batches[0], { optimizer });
+    await memory.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
+    const mem = await memory.stepMemory(model, batches[0], { optimizer });
     const timing = await benchmark(() => {
       let loss: tf.Scalar | null = null;
       for (let i = 0; i < steps; i++) {
