@@ -1,9 +1,8 @@
 /** Input pipeline vs compute: per-batch time split between fetching the batch and the training step. */
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
-import { sync, type Syncable } from '../timing';
+import { median, sync, type Syncable } from '../timing';
 import { type Sampler } from './sampler';
-import { medianOf } from './columns';
 
 // ---------------------------------------------------------------------------------------------
 // Input pipeline vs compute
@@ -87,8 +86,8 @@ export async function timePipeline(
     computeMs,
     totalMs: dataMs + computeMs,
     dataShare: dataMs / (dataMs + computeMs),
-    medianDataMs: medianOf(counted.map((b) => b.dataMs)),
-    medianComputeMs: medianOf(counted.map((b) => b.computeMs)),
+    medianDataMs: median(counted.map((b) => b.dataMs)),
+    medianComputeMs: median(counted.map((b) => b.computeMs)),
   };
 }
 

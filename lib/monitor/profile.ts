@@ -1,8 +1,8 @@
 /** The kernel profile of one training step: `tf.profile` + `tf.time`, explained per backend. */
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
-import { sync, type Syncable } from '../timing';
-import { MB, medianOf } from './columns';
+import { median, sync, type Syncable } from '../timing';
+import { MB } from './columns';
 
 // ---------------------------------------------------------------------------------------------
 // Kernel profile: tf.profile + tf.time
@@ -223,7 +223,7 @@ export async function profileStep(step: () => Syncable, options: { warmup?: numb
     totalMs: k.totalMs === null ? null : k.totalMs / repeats,
     allocatedMB: k.allocatedMB / repeats,
   }));
-  const med = (xs: number[]) => (xs.length ? medianOf(xs) : null);
+  const med = (xs: number[]) => (xs.length ? median(xs) : null);
   const reasons = [untimedReason, ...new Set(errors)].filter(Boolean);
   const last = info as Awaited<ReturnType<typeof tf.profile>>;
   return {
