@@ -17,7 +17,8 @@
  * time split. {@link fit} wraps `model.fit` with the same callbacks and epoch logs.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch as DataBatch } from './data/batches';
+import { BatchSource, type Batch as DataBatch } from './data/batches';
+import type { ImageSet } from './data/fashion-mnist';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models
@@ -382,14 +383,33 @@ async function syncBackend(t: tf.Tensor): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation and memory
+// Evaluation
 // ---------------------------------------------------------------------------------------------
 
+/** Options of {@link accuracy}. */
+export interface AccuracyOptions {
+  /** Dispose each batch after use (default true). Batches built from an ImageSet are always disposed. */
+  disposeBatches?: boolean;
+  /** With an ImageSet: the input layout the model expects (default 'image': [b,28,28,1]). */
+  shape?: 'flat' | 'image';
+  /** With an ImageSet: examples per predict call (default 500). */
+  batchSize?: number;
+}
+
+function isImageSet(x: unknown): x is ImageSet {
+  return typeof x === 'object' && x !== null && 'images' in x && 'labels' in x && 'count' in x;
+}
+
 /**
- * Classification accuracy of `model` over batches (one-hot or integer targets), computed batch
- * by batch so no large tensor is built. Disposes the batches unless `disposeBatches: false`.
+ * Top-1 classification accuracy of `model` over batches (one-hot or integer targets) or over a
+ * whole ImageSet (batched on the host with `data.BatchSource`; labels are class indices),
+ * computed batch by batch so no large tensor is built. Throws when there is nothing to count.
  */
-export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> | AsyncIterable<Batch>, options: { disposeBatches?: boolean } = {}): Promise<number> {
+export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> | AsyncIterable<Batch> | ImageSet, options: AccuracyOptions = {}): Promise<number> {
+  if (isImageSet(batches)) {
+    const src = new BatchSource(batches, { batchSize: options.batchSize ?? 500, shape: options.shape ?? 'image', oneHot: false });
+    return accuracy(model, src.epoch(0), { disposeBatches: true });
+  }
   let correct = 0;
   let total = 0;
   for await (const { xs, ys } of asAsync(batches)) {
@@ -403,7 +423,7 @@ export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> |
     hits.dispose();
     if (options.disposeBatches ?? true) tf.dispose([xs, ys]);
   }
-  if (total === 0) throw new Error('accuracy: no batches');
+  if (total === 0) throw new Error('accuracy: no batches (an empty set?)');
   return correct / total;
 }
 // ---------------------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { dataDir, isQuick } from '../env';
 import { deviceLabel, describeDevice } from '../backends/device';
-import { evaluateAccuracy } from '../complexity';
 import { median } from '../timing';
-import { fit } from '../train';
+import { accuracy, fit } from '../train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
 import '../backends/wasm-conv-grad';
 import { loadFashionMnist, subset, type FashionMnist } from '../data/fashion-mnist';
@@ -156,7 +155,7 @@ export async function trainSourceBase(options: SourceBaseOptions = {}): Promise<
       callbacks: { onEpochEnd: async (e, logs) => options.log?.(`source base: epoch ${e + 1}/${epochs}, loss ${logs?.loss?.toFixed(4)}, train accuracy ${logs?.acc?.toFixed(4)}`) },
     });
     const trainSeconds = (performance.now() - t0) / 1000;
-    const sourceTestAccuracy = await evaluateAccuracy(model, test);
+    const sourceTestAccuracy = await accuracy(model, test);
     const metadata: SourceBaseMetadata = {
       sourceTask: `${ds.label}, classes ${SOURCE_CLASSES.join(', ')} (${SOURCE_CLASSES.map((c) => ds.classNames[c]).join(', ')})`,
       sourceClasses: [...SOURCE_CLASSES],
@@ -269,7 +268,7 @@ export async function trainOnTarget(o: TargetRunOptions): Promise<TargetRunResul
       epochs: o.epochs,
       trainableParams: counts.trainable,
       totalParams: counts.total,
-      accuracy: await evaluateAccuracy(model, o.test),
+      accuracy: await accuracy(model, o.test),
       fitSeconds,
       epochSeconds: median(timed),
     };
