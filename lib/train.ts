@@ -436,7 +436,7 @@ export interface FitOptions {
   epochs: number;
   /** Default true (tfjs's default). */
   shuffle?: boolean;
-  /** Print a Keras-style line per epoch ("Epoch 1/10 … loss: … - acc: …"). Default false. */
+  /** Print a Keras-style line per epoch ({@link KerasEpochLog}). Default false. */
   log?: boolean | ((line: string) => void);
   /** Stop after the epoch in which this many wall seconds have passed. */
   maxSeconds?: number;
@@ -458,11 +458,57 @@ export interface FitResult {
   history: tf.History;
 }
 
-/** A Keras-style epoch line: `Epoch 3/10 - 12ms - loss: 0.6912 - acc: 0.5000`. */
-export function kerasEpochLine(epoch: number, epochs: number, seconds: number, logs: Record<string, number>): string {
-  const time = seconds >= 1 ? `${seconds.toFixed(1)}s` : `${(seconds * 1e3).toFixed(0)}ms`;
-  const metrics = Object.entries(logs).map(([k, v]) => `${k}: ${v.toFixed(4)}`);
-  return [`Epoch ${epoch + 1}/${epochs}`, time, ...metrics].join(' - ');
+/**
+ * The Keras-style epoch line, one format for every logger in gpulab:
+ * `Epoch 3/10 - 32/32 - 1.2s 37ms/step - loss: 0.6912 - accuracy: 0.5000`. The step part is left
+ * out when `steps` is not given (or 0); times under a second print as ms; tfjs's `acc`/`val_acc`
+ * print under Keras's names `accuracy`/`val_accuracy`.
+ */
+export function kerasEpochLine(epoch: number, epochs: number | undefined, seconds: number, logs: Record<string, number>, steps?: number): string {
+  const fmt = (sec: number) => (sec >= 1 ? `${sec.toFixed(1)}s` : `${(sec * 1e3).toFixed(0)}ms`);
+  const time = steps ? `${steps}/${steps} - ${fmt(seconds)} ${(seconds * 1e3 / steps).toFixed(0)}ms/step` : fmt(seconds);
+  const metrics = Object.entries(logs).map(([k, v]) => `${k === 'acc' ? 'accuracy' : k === 'val_acc' ? 'val_accuracy' : k}: ${v.toFixed(4)}`);
+  return [`Epoch ${epoch + 1}/${epochs ?? '?'}`, time, ...metrics].join(' - ');
+}
+
+/**
+ * A tfjs callback that prints one {@link kerasEpochLine} per epoch (steps, time, ms/step and every
+ * metric), like the output the article shows for Keras's `model.fit`. Lines go to `print`
+ * (default console.log) and are kept in `lines`. Works with `fit` and `fitDataset`.
+ */
+export class KerasEpochLog extends tf.Callback {
+  /** Every line printed. */
+  readonly lines: string[] = [];
+  private t0 = 0;
+  private steps = 0;
+
+  constructor(private readonly print: (line: string) => void = (l) => console.log(l)) {
+    super();
+  }
+
+  /** Starts the epoch's clock. */
+  override async onEpochBegin(): Promise<void> {
+    this.t0 = performance.now();
+    this.steps = 0;
+  }
+
+  /** Counts steps. */
+  override async onBatchEnd(): Promise<void> {
+    this.steps++;
+  }
+
+  /** Prints the epoch's line. */
+  override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
+    const seconds = (performance.now() - this.t0) / 1e3;
+    const values: Record<string, number> = {};
+    // Subclassed callbacks may get unresolved logs (scalar tensors) from tfjs.
+    for (const [k, v] of Object.entries((logs ?? {}) as Record<string, number | tf.Tensor>)) {
+      values[k] = v instanceof tf.Tensor ? (await v.data())[0] : Number(v);
+    }
+    const line = kerasEpochLine(epoch, this.params?.epochs as number | undefined, seconds, values, this.steps);
+    this.lines.push(line);
+    this.print(line);
+  }
 }
 
 /**
@@ -486,7 +532,6 @@ export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys
     onEpochEnd: async (epoch, logs) => {
       const rec: FitEpochLog = { epoch, seconds: now() - e0, logs: { ...(logs ?? {}) } as Record<string, number> };
       epochs.push(rec);
-      print?.(kerasEpochLine(epoch, options.epochs, rec.seconds, rec.logs));
       if (options.onEpochEnd) await options.onEpochEnd(rec);
       if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) model.stopTraining = true;
     },
@@ -496,7 +541,7 @@ export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys
     epochs: options.epochs,
     shuffle: options.shuffle ?? true,
     verbose: 0,
-    callbacks: [callback],
+    callbacks: print ? [callback, new KerasEpochLog(print)] : [callback],
   });
   return { epochs, seconds: now() - t0, history };
 }
