@@ -43,3 +43,18 @@ export function readJsonLines<T>(file: string, what: string, check: (value: unkn
   });
   return out;
 }
+
+/**
+ * Read a file, or throw an Error that names the file, what it should hold and why it could not
+ * be read: `data/x.csv: cannot read nvidia-smi CSV (ENOENT)`. Without `encoding` the bytes come
+ * back as a Buffer.
+ */
+export function readFileOrThrow(file: string, what: string): Buffer;
+export function readFileOrThrow(file: string, what: string, encoding: BufferEncoding): string;
+export function readFileOrThrow(file: string, what: string, encoding?: BufferEncoding): string | Buffer {
+  try {
+    return encoding ? fs.readFileSync(file, encoding) : fs.readFileSync(file);
+  } catch (err) {
+    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}

@@ -14,7 +14,8 @@
  *   `env` (paths, quick mode);
  * - data: `data` (Fashion-MNIST or its stand-in, IDX, batching, tabular), `imageDirectory`
  *   (streaming and writing class-per-folder image trees);
- * - models and training: `train` (seed models, training loop, `fit`);
+ * - models and training: `train` (seed models, training loop, `fit`), `modelIO` (atomic model
+ *   save/load with float32/float16/uint8 weight storage);
  * - techniques: `precision`, `transfer`, `pruning`, `complexity`;
  * - backends: `wasmFast`, `wasmConvGrad` and `webgpu`, providers and tfjs 4.22 patches that
  *   register on import;
@@ -41,6 +42,7 @@ export * as imageDirectory from './data/image-directory';
 
 // --- models and training ---
 export * as train from './train';
+export * as modelIO from './model-io';
 
 // --- techniques ---
 export * as precision from './precision';

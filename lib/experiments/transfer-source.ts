@@ -15,7 +15,8 @@ import { accuracy, fit } from '../train';
 import '../backends/wasm-conv-grad';
 import { loadFashionMnist, subset, type FashionMnist } from '../data/fashion-mnist';
 import { normalizePixels } from '../data/batches';
-import { addClassificationHead, cutAt, disposeModels, freeze, freshCopy, loadModel, modelJsonPath, parameterCounts, readModelMetadata, saveModel } from '../transfer';
+import { loadModel, modelJsonPath, readModelMetadata, saveModel } from '../model-io';
+import { addClassificationHead, cutAt, disposeModels, freeze, freshCopy, parameterCounts } from '../transfer';
 
 // ---------------------------------------------------------------------------------------------
 // The small source base used when no pre-trained model can be downloaded
@@ -169,7 +170,7 @@ export async function trainSourceBase(options: SourceBaseOptions = {}): Promise<
       trainedAt: new Date().toISOString(),
       quick,
     };
-    await saveModel(model, dir, metadata);
+    await saveModel(model, dir, { metadata });
     options.log?.(`source base saved to ${dir} (source test accuracy ${(sourceTestAccuracy * 100).toFixed(1)}%, ${trainSeconds.toFixed(1)} s)`);
     return { dir, metadata };
   } finally {
