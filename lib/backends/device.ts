@@ -15,6 +15,7 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { forcedBackend } from '../env';
+import { nvidiaGpuName } from '../monitor/tools';
 
 /** The backends gpulab knows how to run. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -215,22 +216,6 @@ export async function probeTensorflow(
     };
   }
   return unavailable('tensorflow', tried.join('; '));
-}
-
-function nvidiaGpuName(): string | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000,
-    });
-    const first = out.split('\n')[0]?.trim();
-    return first ? first : null;
-  } catch {
-    return null;
-  }
 }
 
 async function probeWasm(): Promise<BackendProbe> {

@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { AdapterInfo, BackendProbe, BackendProvider } from './device';
+import { nvidiaGpuName } from '../monitor/tools';
 
 /** Rank of a hardware WebGPU adapter (device.ts: tensorflow-gpu 100, wasm 50, cpu 10). */
 export const HARDWARE_RANK = 90;
@@ -182,21 +183,6 @@ export function driverFromDescription(description: string): string | undefined {
   return m ? m[0] : undefined;
 }
 
-function nvidiaSmiName(): string | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000,
-    });
-    return out.split('\n')[0]?.trim() || null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * A readable device name for banners and chart labels: "lavapipe (Mesa 25.0.7)", "SwiftShader",
  * or the GPU model ("NVIDIA H100 80GB HBM3"). `deviceLabel` adds "[software GPU]" to software ones.
@@ -210,7 +196,7 @@ export function adapterDisplayName(info: AdapterInfo, software: boolean): string
     return info.description || info.device || info.vendor || 'software adapter';
   }
   if (/nvidia/i.test(info.vendor)) {
-    const smi = nvidiaSmiName();
+    const smi = nvidiaGpuName();
     if (smi) return smi;
   }
   const dev = info.device.replace(/[-_]+/g, ' ').trim();

@@ -1,5 +1,5 @@
 /** External tools (nvidia-smi, nsys, ncu, nvprof): find them, run them, and say plainly when they are missing; a step script for the profilers. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -82,13 +82,7 @@ export async function runTool(cmd: string, args: readonly string[] = [], options
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const firstLine = (stderr.trim() || stdout.trim()).split('\n')[0] ?? '';
-      const reason = timedOut
-        ? `${cmd} did not finish within ${timeoutMs} ms and was killed`
-        : code === 0
-          ? null
-          : `${cmd} exited with ${code ?? signal}${firstLine ? `: ${firstLine}` : ''}`;
-      resolve({ command, found: true, exitCode: timedOut ? null : code, stdout, stderr, reason, ms: performance.now() - t0 });
+      resolve(finished(cmd, command, { code, signal, timedOut, timeoutMs, stdout, stderr }, performance.now() - t0));
     });
   });
 }
@@ -127,14 +121,66 @@ export async function externalTools(): Promise<ToolStatus[]> {
   return out;
 }
 
+/** How a command that ran ended, as a {@link ToolRun} (shared by {@link runTool} and {@link runToolSync}). */
+function finished(cmd: string, command: string, r: { code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; timeoutMs: number; stdout: string; stderr: string }, ms: number): ToolRun {
+  const firstLine = (r.stderr.trim() || r.stdout.trim()).split('\n')[0] ?? '';
+  const reason = r.timedOut
+    ? `${cmd} did not finish within ${r.timeoutMs} ms and was killed`
+    : r.code === 0
+      ? null
+      : `${cmd} exited with ${r.code ?? r.signal}${firstLine ? `: ${firstLine}` : ''}`;
+  return { command, found: true, exitCode: r.timedOut ? null : r.code, stdout: r.stdout, stderr: r.stderr, reason, ms };
+}
+
 /**
- * One `nvidia-smi --query-gpu=<fields> --format=csv` query, parsed. When nvidia-smi is missing or
- * fails, `csv` is null and `reason` says why.
+ * {@link runTool}, synchronously (for code that cannot wait, such as a device banner). Never
+ * throws: a missing executable, a non-zero exit or a timeout come back as `reason`.
  */
-export async function queryNvidiaSmi(fields: readonly string[] = GPU_QUERY_FIELDS, options: { command?: string } = {}): Promise<{ run: ToolRun; csv: NvidiaSmiCsv | null; reason: string | null }> {
-  const run = await runTool(options.command ?? 'nvidia-smi', [`--query-gpu=${fields.join(',')}`, '--format=csv'], { timeoutMs: 15_000 });
+export function runToolSync(cmd: string, args: readonly string[] = [], options: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): ToolRun {
+  const command = [cmd, ...args].join(' ');
+  const exe = findOnPath(cmd);
+  if (!exe) return { command, found: false, exitCode: null, stdout: '', stderr: '', reason: `${cmd} is not on PATH`, ms: 0 };
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const t0 = performance.now();
+  const r = spawnSync(exe, [...args], { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
+  const ms = performance.now() - t0;
+  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+  if (r.error && !timedOut) return { command, found: true, exitCode: null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', reason: `${cmd} could not start: ${r.error.message}`, ms };
+  return finished(cmd, command, { code: r.status, signal: r.signal, timedOut, timeoutMs, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }, ms);
+}
+
+/** What {@link queryNvidiaSmi} returns. */
+export interface NvidiaSmiQuery {
+  run: ToolRun;
+  /** The parsed output; null when nvidia-smi is missing or failed. */
+  csv: NvidiaSmiCsv | null;
+  /** Why there is no output; null on success. */
+  reason: string | null;
+}
+
+/**
+ * One `nvidia-smi --query-gpu=<fields> --format=csv` query, parsed: the only place gpulab asks
+ * nvidia-smi a question (the sampler's streaming `-l` run aside). Synchronous, because device
+ * banners need it outside async code; {@link queryNvidiaSmi} is the same, awaitable.
+ */
+export function queryNvidiaSmiSync(fields: readonly string[] = GPU_QUERY_FIELDS, options: { command?: string; timeoutMs?: number } = {}): NvidiaSmiQuery {
+  const run = runToolSync(options.command ?? 'nvidia-smi', [`--query-gpu=${fields.join(',')}`, '--format=csv'], { timeoutMs: options.timeoutMs ?? 15_000 });
   if (run.reason) return { run, csv: null, reason: run.reason };
   return { run, csv: parseNvidiaSmiCsv(run.stdout, { source: run.command }), reason: null };
+}
+
+/**
+ * One `nvidia-smi --query-gpu=<fields> --format=csv` query, parsed ({@link queryNvidiaSmiSync}).
+ * When nvidia-smi is missing or fails, `csv` is null and `reason` says why.
+ */
+export async function queryNvidiaSmi(fields: readonly string[] = GPU_QUERY_FIELDS, options: { command?: string; timeoutMs?: number } = {}): Promise<NvidiaSmiQuery> {
+  return queryNvidiaSmiSync(fields, options);
+}
+
+/** The name of the first GPU nvidia-smi lists ("NVIDIA H100 80GB HBM3"), or null when there is none or nvidia-smi is missing or fails. */
+export function nvidiaGpuName(options: { command?: string } = {}): string | null {
+  const q = queryNvidiaSmiSync(['name'], { ...options, timeoutMs: 5000 });
+  return q.csv?.records[0]?.raw.name || null;
 }
 
 /**
