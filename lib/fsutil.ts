@@ -24,12 +24,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
  * problem; `what` says what the file should hold ("results", "pruning summaries").
  */
 export function readJsonLines<T>(file: string, what: string, check: (value: unknown, where: string) => T): T[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const text = readFileOrThrow(file, what, 'utf8');
   const out: T[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;

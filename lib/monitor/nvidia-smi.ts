@@ -1,5 +1,5 @@
 /** nvidia-smi's CSV output parsed as it really is printed (units, repeated headers, `[N/A]`, a line cut off mid-write), and the GPU sample the sampler records. */
-import * as fs from 'node:fs';
+import { readFileOrThrow } from '../fsutil';
 
 // ---------------------------------------------------------------------------------------------
 // nvidia-smi CSV
@@ -198,13 +198,7 @@ export function parseNvidiaSmiCsv(text: string, options: NvidiaSmiParseOptions =
 
 /** Read and parse an nvidia-smi CSV file; errors name the file. */
 export function readNvidiaSmiCsv(file: string, options: Omit<NvidiaSmiParseOptions, 'source'> = {}): NvidiaSmiCsv {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read nvidia-smi CSV (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  return parseNvidiaSmiCsv(text, { ...options, source: file });
+  return parseNvidiaSmiCsv(readFileOrThrow(file, 'nvidia-smi CSV', 'utf8'), { ...options, source: file });
 }
 
 /** The fields the sampler asks nvidia-smi for. */
