@@ -151,5 +151,5 @@ export function freshCopy(model: tf.LayersModel): tf.LayersModel {
 export {
   SOURCE_LAYERS, buildSourceConvnet, relabel, SOURCE_CLASSES, TARGET_CLASSES, SOURCE_CUT_LAYER,
   defaultSourceBaseDir, trainSourceBase, ensureSourceBase, trainOnTarget,
-  type Relabelled, type SourceBaseMetadata, type SourceBaseOptions, type TransferMethod, type TargetRunOptions, type TargetRunResult,
+  type SourceBaseMetadata, type SourceBaseOptions, type TransferMethod, type TargetRunOptions, type TargetRunResult,
 } from './experiments/transfer-source';

@@ -27,6 +27,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from './stand-in';
+import type { ImageSet } from './fashion-mnist';
 
 /** How labels come out: one-hot `[b, classes]`, `[b, 1]` 0/1 for two classes, or `[b]` class indices. */
 export type ClassMode = 'categorical' | 'binary' | 'sparse';
@@ -113,15 +114,8 @@ export interface ImageDirectoryReport {
   peakBufferedBytes: number;
 }
 
-/** A whole decoded folder, held in memory (the "load everything" approach), shaped like the data layer's ImageSet. */
-export interface LoadedImages {
-  /** count × height × width × channels pixels, 0..255, row-major (NHWC). */
-  images: Uint8Array;
-  /** count labels (class indices). */
-  labels: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
+/** A whole decoded folder, held in memory (the "load everything" approach): an ImageSet with its class names. */
+export interface LoadedImages extends ImageSet {
   channels: number;
   classNames: string[];
 }
@@ -615,4 +609,4 @@ export async function loadImageDirectory(dir: string, options: ImageDirectoryOpt
 }
 
 // Writing a tree lives in ./image-tree; re-exported so `imageDirectory.writeFashionMnistTree` keeps working.
-export { writeImageTree, writeFashionMnistTree, classFolderName, type ImageArray, type ImageTreeInfo, type FashionMnistTreeOptions } from './image-tree';
+export { writeImageTree, writeFashionMnistTree, classFolderName, type ImageTreeInfo, type FashionMnistTreeOptions } from './image-tree';

@@ -9,17 +9,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../fsutil';
 import { dataDir } from '../env';
-import { loadFashionMnist, type FashionMnist } from './fashion-mnist';
-
-/** Images to write as a tree: the data layer's ImageSet shape (channels default 1). */
-export interface ImageArray {
-  images: Uint8Array;
-  labels: Uint8Array | number[];
-  count: number;
-  height: number;
-  width: number;
-  channels?: number;
-}
+import { loadFashionMnist, type FashionMnist, type ImageSet } from './fashion-mnist';
 
 /** What {@link writeImageTree} did. */
 export interface ImageTreeInfo {
@@ -46,7 +36,7 @@ export function classFolderName(index: number, name: string, classes: number): s
  * file written last makes a later call with the same `key` reuse the complete tree; a partial
  * tree (interrupted run) is rewritten.
  */
-export async function writeImageTree(set: ImageArray, classNames: readonly string[], dir: string, options: { limit?: number; key?: string; concurrency?: number } = {}): Promise<ImageTreeInfo> {
+export async function writeImageTree(set: ImageSet, classNames: readonly string[], dir: string, options: { limit?: number; key?: string; concurrency?: number } = {}): Promise<ImageTreeInfo> {
   const count = Math.min(options.limit ?? set.count, set.count);
   const channels = set.channels ?? 1;
   const pixels = set.height * set.width * channels;

@@ -13,7 +13,7 @@ import { median } from '../timing';
 import { accuracy, fit } from '../train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
 import '../backends/wasm-conv-grad';
-import { loadFashionMnist, subset, type FashionMnist } from '../data/fashion-mnist';
+import { loadFashionMnist, subset, type FashionMnist, type ImageSet } from '../data/fashion-mnist';
 import { normalizePixels } from '../data/batches';
 import { loadModel, modelJsonPath, readModelMetadata, saveModel } from '../model-io';
 import { addClassificationHead, cutAt, disposeModels, freeze, freshCopy, parameterCounts } from '../transfer';
@@ -44,20 +44,12 @@ export function buildSourceConvnet(numClasses: number, options: { filters?: [num
   return tf.model({ inputs: input, outputs: out, name: 'source_convnet' });
 }
 
-/** A label set remapped so that `classes[i]` becomes label `i` (rows of other classes are dropped). */
-export interface Relabelled {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-}
-
 /**
- * Keep only the rows whose label is in `classes` and renumber their labels 0…k−1 in the order
- * given (e.g. classes [5,6,7,8,9] → labels 0–4), for a k-class head.
+ * The set remapped so that `classes[i]` becomes label `i`: keep only the rows whose label is in
+ * `classes` and renumber their labels 0…k−1 in the order given (e.g. classes [5,6,7,8,9] →
+ * labels 0–4), for a k-class head.
  */
-export function relabel(set: { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number }, classes: readonly number[]): Relabelled {
+export function relabel(set: ImageSet, classes: readonly number[]): ImageSet {
   const map = new Int16Array(256).fill(-1);
   classes.forEach((c, i) => (map[c] = i));
   const px = set.height * set.width;
@@ -211,8 +203,8 @@ export interface TargetRunOptions {
   /** Layer to cut the base at (default {@link SOURCE_CUT_LAYER}). */
   cutLayer?: string;
   /** Target training set, labels already 0…numClasses−1 (see {@link relabel}). */
-  train: { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number };
-  test: { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number };
+  train: ImageSet;
+  test: ImageSet;
   numClasses: number;
   epochs: number;
   batchSize?: number;
