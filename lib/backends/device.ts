@@ -93,7 +93,6 @@ export function cpuModel(): string {
 
 function versionOf(pkg: string): string | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(`${pkg}/package.json`) as { version: string }).version;
   } catch {
     return null;
@@ -220,7 +219,6 @@ export async function probeTensorflow(
 
 async function probeWasm(): Promise<BackendProbe> {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('@tensorflow/tfjs-backend-wasm');
   } catch (err) {
     return unavailable('wasm', `@tensorflow/tfjs-backend-wasm failed to load: ${(err as Error).message}`);
@@ -235,7 +233,6 @@ registerBackendProvider({
   probe: async () => {
     let mod: typeof import('./webgpu');
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       mod = require('./webgpu') as typeof import('./webgpu');
     } catch (err) {
       return unavailable('webgpu', `the WebGPU (Dawn) provider failed to load: ${(err as Error).message}`);

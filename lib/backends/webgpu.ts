@@ -81,7 +81,6 @@ let lastSoftware = false;
 /** The installed tfjs-backend-webgpu version (a literal require, so bundlers can inline it). */
 function backendVersion(): string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require('@tensorflow/tfjs-backend-webgpu/package.json') as { version: string }).version;
   } catch {
     return 'unknown';
@@ -99,14 +98,12 @@ function errorText(err: unknown): string {
 export function loadDawn(): DawnModule {
   if (dawn) return dawn;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     dawn = require('webgpu') as DawnModule;
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
     const pkgDir = path.dirname(require.resolve('webgpu/package.json'));
     const arch = process.platform === 'darwin' ? 'universal' : process.arch;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     dawn = require(path.join(pkgDir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnModule;
   }
   if (typeof dawn?.create !== 'function') {
@@ -291,7 +288,6 @@ function fallbackFactory(Backend: WebGpuBackendClass): () => Promise<tf.KernelBa
  */
 function ensureBackendRegistered(software: boolean): void {
   // A literal specifier, so bundlers (the GPU kit's esbuild) include the package.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pkg = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend?: WebGpuBackendClass };
   if (!tf.findBackendFactory('webgpu')) {
     if (savedFactory) {
