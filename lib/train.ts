@@ -426,6 +426,7 @@ export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> |
   if (total === 0) throw new Error('accuracy: no batches (an empty set?)');
   return correct / total;
 }
+
 // ---------------------------------------------------------------------------------------------
 // model.fit helpers
 // ---------------------------------------------------------------------------------------------

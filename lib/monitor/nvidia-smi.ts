@@ -1,4 +1,7 @@
-/** nvidia-smi's CSV output parsed as it really is printed (units, repeated headers, `[N/A]`, a line cut off mid-write), and the GPU sample the sampler records. */
+/**
+ * nvidia-smi's CSV output parsed as it really is printed (units, repeated headers, `[N/A]`, a line
+ * cut off mid-write), and the GPU sample the sampler records.
+ */
 import { readFileOrThrow } from '../fsutil';
 
 // ---------------------------------------------------------------------------------------------

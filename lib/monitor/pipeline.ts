@@ -1,4 +1,7 @@
-/** Input pipeline vs compute: per-batch time split between fetching the batch and the training step. */
+/**
+ * Input pipeline vs compute: per-batch time split between fetching the batch and the training
+ * step.
+ */
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
 import { median, sync, type Syncable } from '../timing';

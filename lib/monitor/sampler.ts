@@ -1,4 +1,7 @@
-/** The sampler: process memory, CPU, `tf.memory()` and nvidia-smi at a fixed interval while training runs, lined up with training events. */
+/**
+ * The sampler: process memory, CPU, `tf.memory()` and nvidia-smi at a fixed interval while
+ * training runs, lined up with training events.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { GPU_QUERY_FIELDS, type GpuSample, NvidiaSmiCsvStream, type NvidiaSmiLineError, type NvidiaSmiRecord, gpuSampleFromRecord } from './nvidia-smi';

@@ -1,4 +1,7 @@
-/** External tools (nvidia-smi, nsys, ncu, nvprof): find them, run them, and say plainly when they are missing; a step script for the profilers. */
+/**
+ * External tools (nvidia-smi, nsys, ncu, nvprof): find them, run them, and say plainly when they
+ * are missing; a step script for the profilers.
+ */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
