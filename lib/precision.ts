@@ -11,17 +11,13 @@
  *   GPU would see (emulation: the arithmetic still runs in float32, so it is slower, not faster).
  * - **Loss scaling**: the dynamic loss-scaling state machine of mixed-precision training
  *   ({@link nextLossScaleState}, {@link DynamicLossScaler}).
- * - **Storage**: weights saved as float16 or 8-bit affine-quantized in the TensorFlow.js weights
- *   format (`quantization: {dtype: 'float16' | 'uint8'}`), written atomically, read back with
- *   tfjs's own decoder ({@link saveWeights}, {@link loadWeights}, {@link saveModel}, {@link loadModel}).
+ * - **Storage**: the 8-bit affine quantization ({@link quantizeUint8}) and float16 encoding that
+ *   `modelIO` uses to save weights as float16 or uint8 in the TensorFlow.js weights format
+ *   (`saveModel`, `loadModel`, `saveWeights`, `loadWeights` are re-exported here from `modelIO`).
  * - **Arithmetic**: bytes of weights, gradients, optimizer state and activations per format
  *   ({@link precisionMemoryBudget}).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './fsutil';
 
 // ---------------------------------------------------------------------------------------------
 // Formats
@@ -515,212 +511,13 @@ export function dequantizeUint8(bytes: Uint8Array, q: Uint8Quantization): Float3
 }
 
 // ---------------------------------------------------------------------------------------------
-// Weight storage (TensorFlow.js weights format, written atomically)
+// Weight storage: in model-io (one implementation of model I/O); re-exported under the names
+// notebook 04 uses.
 
-/** How weights are stored: float32 (4 B/value), float16 (2 B) or 8-bit affine (1 B + min/scale). */
-export type WeightStorage = 'float32' | 'float16' | 'uint8';
-
-/** Encoded weights: the tfjs manifest entries and the concatenated bytes. */
-export interface EncodedWeights {
-  specs: tf.io.WeightsManifestEntry[];
-  data: Uint8Array;
-}
-
-/**
- * Encode float32 (and int32) tensors in the TensorFlow.js weights format with the requested
- * storage; float32 tensors get a `quantization` entry for float16/uint8, int32 ones are kept
- * as-is. The result decodes with `tf.io.decodeWeights`.
- */
-export function encodeWeights(tensors: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[], storage: WeightStorage): EncodedWeights {
-  if (storage !== 'float32' && storage !== 'float16' && storage !== 'uint8') {
-    throw new Error(`encodeWeights: unknown storage '${String(storage)}' (expected float32, float16 or uint8)`);
-  }
-  const list = Array.isArray(tensors) ? tensors : Object.entries(tensors).map(([name, tensor]) => ({ name, tensor }));
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const parts: Uint8Array[] = [];
-  for (const { name, tensor } of list) {
-    if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') {
-      throw new Error(`encodeWeights: weight '${name}' has dtype ${tensor.dtype}; only float32 and int32 are stored`);
-    }
-    const values = tensor.dataSync() as Float32Array | Int32Array;
-    const spec: tf.io.WeightsManifestEntry = { name, shape: [...tensor.shape], dtype: tensor.dtype };
-    if (tensor.dtype === 'int32' || storage === 'float32') {
-      parts.push(new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)));
-    } else if (storage === 'float16') {
-      const bits = encodeFloat16(values);
-      for (let i = 0; i < values.length; i++) {
-        if (Number.isFinite(values[i]) && !Number.isFinite(float16BitsToNumber(bits[i]))) {
-          throw new Error(`encodeWeights: weight '${name}' value ${values[i]} at index ${i} overflows float16 (max 65504)`);
-        }
-      }
-      spec.quantization = { dtype: 'float16' };
-      parts.push(new Uint8Array(bits.buffer));
-    } else {
-      const q = quantizeUint8(values, name);
-      spec.quantization = { dtype: 'uint8', min: q.min, scale: q.scale };
-      parts.push(q.bytes);
-    }
-    specs.push(spec);
-  }
-  const total = parts.reduce((s, p) => s + p.byteLength, 0);
-  const data = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    data.set(p, off);
-    off += p.byteLength;
-  }
-  return { specs, data };
-}
-
-/** Decode weights encoded by {@link encodeWeights} (or any tfjs weights) with tfjs's own decoder. */
-export function decodeWeights(encoded: EncodedWeights): tf.NamedTensorMap {
-  const buf = encoded.data.buffer.slice(encoded.data.byteOffset, encoded.data.byteOffset + encoded.data.byteLength) as ArrayBuffer;
-  return tf.io.decodeWeights(buf, encoded.specs);
-}
-
-/** The files a save wrote, and their sizes. */
-export interface SavedWeights {
-  /** The JSON file (manifest, or tfjs model.json for {@link saveModel}). */
-  jsonFile: string;
-  /** The binary weights file. */
-  weightsFile: string;
-  /** Bytes of the binary weights file. */
-  weightBytes: number;
-  /** Bytes of both files together. */
-  totalBytes: number;
-  storage: WeightStorage;
-}
-
-function writeWeightFiles(dir: string, jsonName: string, json: (weightsFileName: string, specs: tf.io.WeightsManifestEntry[]) => unknown, enc: EncodedWeights, storage: WeightStorage): SavedWeights {
-  fs.mkdirSync(dir, { recursive: true });
-  // content-addressed weights file, written first: the JSON (written last, atomically) never
-  // points at a missing or half-written weights file, even when a save is overwritten
-  const hash = createHash('sha256').update(enc.data).digest('hex').slice(0, 12);
-  const weightsName = `weights-${storage}-${hash}.bin`;
-  const weightsFile = path.join(dir, weightsName);
-  writeFileAtomic(weightsFile, enc.data);
-  const jsonFile = path.join(dir, jsonName);
-  const previous = readWeightsFileNames(jsonFile);
-  writeFileAtomic(jsonFile, JSON.stringify(json(weightsName, enc.specs)));
-  for (const old of previous) if (old !== weightsName) fs.rmSync(path.join(dir, old), { force: true });
-  return { jsonFile, weightsFile, weightBytes: enc.data.byteLength, totalBytes: enc.data.byteLength + fs.statSync(jsonFile).size, storage };
-}
-
-function readWeightsFileNames(jsonFile: string): string[] {
-  try {
-    const j = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as { weightsManifest?: { paths?: string[] }[] };
-    return (j.weightsManifest ?? []).flatMap((g) => g.paths ?? []).filter((p) => !p.includes('/') && !p.includes('\\'));
-  } catch {
-    return [];
-  }
-}
-
-interface WeightsJson {
-  format?: string;
-  modelTopology?: unknown;
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-  [k: string]: unknown;
-}
-
-function readWeightsJson(jsonFile: string): { json: WeightsJson; data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] } {
-  let json: WeightsJson;
-  try {
-    json = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as WeightsJson;
-  } catch (err) {
-    throw new Error(`${jsonFile}: cannot read weights manifest (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  if (!Array.isArray(json.weightsManifest)) throw new Error(`${jsonFile}: no weightsManifest array`);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
-  for (const group of json.weightsManifest) {
-    for (const p of group.paths) {
-      const file = path.join(path.dirname(jsonFile), p);
-      try {
-        buffers.push(fs.readFileSync(file));
-      } catch (err) {
-        throw new Error(`${file}: cannot read weights file named in ${jsonFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      }
-    }
-    specs.push(...group.weights);
-  }
-  const all = Buffer.concat(buffers);
-  const expected = specs.reduce((s, w) => {
-    const n = w.shape.reduce((a, b) => a * b, 1);
-    const bytes = w.quantization ? (w.quantization.dtype === 'uint8' ? 1 : 2) : 4;
-    return s + n * bytes;
-  }, 0);
-  if (all.byteLength !== expected) throw new Error(`${jsonFile}: weights files hold ${all.byteLength} bytes but the manifest describes ${expected}`);
-  return { json, data: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer, specs };
-}
-
-/**
- * Save named tensors to `dir` as `weights.json` (a tfjs weights manifest) plus one binary file,
- * stored as float32, float16 or 8-bit. Both files are written atomically (temp file + rename);
- * the binary goes first under a content hash, so a reader never sees a manifest without its data.
- */
-export function saveWeights(dir: string, tensors: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[], storage: WeightStorage = 'float32'): SavedWeights {
-  const enc = encodeWeights(tensors, storage);
-  return writeWeightFiles(dir, 'weights.json', (weightsName, specs) => ({ format: 'gpulab-weights', storage, weightsManifest: [{ paths: [weightsName], weights: specs }] }), enc, storage);
-}
-
-/** Load tensors saved by {@link saveWeights} (decoded to float32 by tfjs's own decoder). */
-export function loadWeights(dir: string): tf.NamedTensorMap {
-  const { data, specs } = readWeightsJson(path.join(dir, 'weights.json'));
-  return tf.io.decodeWeights(data, specs);
-}
-
-/**
- * Save a tf.LayersModel to `dir` in the TensorFlow.js format (`model.json` + weights), with its
- * weights stored as float32, float16 or 8-bit. Loadable by {@link loadModel} (or by
- * `tf.loadLayersModel` in a browser from the same files). Atomic like {@link saveWeights}.
- */
-export async function saveModel(model: tf.LayersModel, dir: string, storage: WeightStorage = 'float32'): Promise<SavedWeights> {
-  let saved: SavedWeights | undefined;
-  await model.save({
-    save: async (artifacts: tf.io.ModelArtifacts) => {
-      const specs = artifacts.weightSpecs ?? [];
-      const raw = artifacts.weightData ? (Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData]) : [];
-      const buf = new Uint8Array(raw.reduce((s, b) => s + b.byteLength, 0));
-      let o = 0;
-      for (const b of raw) {
-        buf.set(new Uint8Array(b), o);
-        o += b.byteLength;
-      }
-      const decoded = tf.io.decodeWeights(buf.buffer, specs);
-      try {
-        const enc = encodeWeights(specs.map((s) => ({ name: s.name, tensor: decoded[s.name] })), storage);
-        saved = writeWeightFiles(dir, 'model.json', (weightsName, encSpecs) => ({
-          format: artifacts.format ?? 'layers-model',
-          generatedBy: artifacts.generatedBy,
-          convertedBy: `gpulab precision.saveModel (${storage})`,
-          modelTopology: artifacts.modelTopology,
-          ...(artifacts.trainingConfig ? { trainingConfig: artifacts.trainingConfig } : {}),
-          weightsManifest: [{ paths: [weightsName], weights: encSpecs }],
-        }), enc, storage);
-      } finally {
-        tf.dispose(Object.values(decoded));
-      }
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    },
-  });
-  if (!saved) throw new Error(`saveModel: nothing was saved to ${dir}`);
-  return saved;
-}
-
-/** Load a model saved by {@link saveModel} (weights dequantized to float32 by tfjs). */
-export async function loadModel(dir: string): Promise<tf.LayersModel> {
-  const jsonFile = path.join(dir, 'model.json');
-  const { json, data, specs } = readWeightsJson(jsonFile);
-  if (!json.modelTopology) throw new Error(`${jsonFile}: no modelTopology (is this a weights-only save? use loadWeights)`);
-  return tf.loadLayersModel({
-    load: async () => ({
-      modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
-      weightSpecs: specs,
-      weightData: data,
-      format: json.format,
-    }),
-  });
-}
+export {
+  encodeWeights, decodeWeights, saveWeights, loadWeights, saveModel, loadModel,
+  type WeightStorage, type EncodedWeights, type SavedWeights,
+} from './model-io';
 
 // ---------------------------------------------------------------------------------------------
 // Memory arithmetic

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/device';
 import * as memory from '../lib/memory';
+import * as train from '../lib/train';
 
 test('measurePeakMemory sees a host array and a tensor that were freed before it ended', async () => {
   await useBackend('cpu');
@@ -87,4 +88,32 @@ test('findMaxBatchSize catches an allocation failure, reports it and backs off; 
   assert.deepEqual(capped.trials.map((t) => t.batchSize), [1, 2, 4, 6]);
   await assert.rejects(memory.findMaxBatchSize(() => { throw new TypeError('bug in the step'); }, { budgetBytes: 1e9 }), /bug in the step/);
   await assert.rejects(memory.findMaxBatchSize(() => undefined, { budgetBytes: 0 }), /budgetBytes must be > 0/);
+});
+
+test('leakGuard reports a planted leak and throws when asked', async () => {
+  const { report } = await memory.leakGuard('clean', () => tf.tidy(() => tf.ones([4]).add(1).sum().dataSync()[0]));
+  assert.equal(report.leakedTensors, 0);
+  const kept: tf.Tensor[] = [];
+  const leaky = await memory.leakGuard('leaky', () => {
+    kept.push(tf.ones([10]), tf.zeros([5]));
+  });
+  assert.equal(leaky.report.leakedTensors, 2);
+  assert.equal(leaky.report.leakedBytes, 60);
+  await assert.rejects(memory.leakGuard('planted', () => { kept.push(tf.ones([1])); }, { throwOnLeak: true }), /planted: leaked 1 tensors/);
+  tf.dispose(kept);
+});
+
+test('stepMemory grows with the batch size', async () => {
+  await useBackend('wasm');
+  const model = train.mlp({ inputs: 64, hidden: [128], outputs: 10 });
+  const mem = async (n: number) => {
+    const batch = { xs: tf.randomNormal([n, 64]), ys: tf.oneHot(tf.zeros([n], 'int32'), 10) };
+    const m = await memory.stepMemory(model, batch);
+    tf.dispose([batch.xs, batch.ys]);
+    return m;
+  };
+  const small = await mem(8);
+  const big = await mem(512);
+  assert.ok(small.peakBytes >= small.beforeBytes);
+  assert.ok(big.stepBytes > small.stepBytes * 10, `${small.stepBytes} vs ${big.stepBytes}`);
 });

@@ -482,6 +482,17 @@ test('queryNvidiaSmi parses a one-shot query, or says why it could not run', asy
     const none = await monitor.queryNvidiaSmi(undefined, { command: path.join(dir, 'absent') });
     assert.equal(none.csv, null);
     assert.match(none.reason!, /not on PATH/);
+    // The device banners' GPU name comes from the same query.
+    assert.equal(monitor.nvidiaGpuName({ command: exe }), 'NVIDIA H100 80GB HBM3');
+    assert.equal(monitor.nvidiaGpuName({ command: path.join(dir, 'absent') }), null);
+    const failing = path.join(dir, 'failing-smi');
+    fs.writeFileSync(failing, '#!/bin/sh\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver" >&2\nexit 9\n', { mode: 0o755 });
+    const bad = monitor.queryNvidiaSmiSync(undefined, { command: failing });
+    assert.equal(bad.csv, null);
+    assert.match(bad.reason!, /exited with 9: NVIDIA-SMI has failed/);
+    const slow = path.join(dir, 'slow-smi');
+    fs.writeFileSync(slow, '#!/bin/sh\nsleep 5\n', { mode: 0o755 });
+    assert.match(monitor.queryNvidiaSmiSync(undefined, { command: slow, timeoutMs: 200 }).reason!, /did not finish within 200 ms/);
   } finally {
     cleanup();
   }

@@ -15,6 +15,7 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { forcedBackend } from '../env';
+import { nvidiaGpuName } from '../monitor/tools';
 
 /** The backends gpulab knows how to run. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -92,7 +93,6 @@ export function cpuModel(): string {
 
 function versionOf(pkg: string): string | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(`${pkg}/package.json`) as { version: string }).version;
   } catch {
     return null;
@@ -217,25 +217,8 @@ export async function probeTensorflow(
   return unavailable('tensorflow', tried.join('; '));
 }
 
-function nvidiaGpuName(): string | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000,
-    });
-    const first = out.split('\n')[0]?.trim();
-    return first ? first : null;
-  } catch {
-    return null;
-  }
-}
-
 async function probeWasm(): Promise<BackendProbe> {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('@tensorflow/tfjs-backend-wasm');
   } catch (err) {
     return unavailable('wasm', `@tensorflow/tfjs-backend-wasm failed to load: ${(err as Error).message}`);
@@ -250,7 +233,6 @@ registerBackendProvider({
   probe: async () => {
     let mod: typeof import('./webgpu');
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       mod = require('./webgpu') as typeof import('./webgpu');
     } catch (err) {
       return unavailable('webgpu', `the WebGPU (Dawn) provider failed to load: ${(err as Error).message}`);
