@@ -78,11 +78,6 @@ export function forwardFlops(model: tf.LayersModel): number {
   return 2 * macs;
 }
 
-/**
- * Top-1 accuracy of `model` on a whole ImageSet: `train.accuracy`, under the name notebook 07
- * and earlier code use.
- */
-export { accuracy as evaluateAccuracy, type AccuracyOptions as EvaluateOptions } from './train';
 
 /** Every measurement of one architecture. */
 export interface ArchMeasurement {

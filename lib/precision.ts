@@ -13,7 +13,7 @@
  *   ({@link nextLossScaleState}, {@link DynamicLossScaler}).
  * - **Storage**: the 8-bit affine quantization ({@link quantizeUint8}) and float16 encoding that
  *   `modelIO` uses to save weights as float16 or uint8 in the TensorFlow.js weights format
- *   (`saveModel`, `loadModel`, `saveWeights`, `loadWeights` are re-exported here from `modelIO`).
+ *   (`modelIO.saveModel(model, dir, { storage: 'float16' })`).
  * - **Arithmetic**: bytes of weights, gradients, optimizer state and activations per format
  *   ({@link precisionMemoryBudget}).
  */
@@ -510,14 +510,6 @@ export function dequantizeUint8(bytes: Uint8Array, q: Uint8Quantization): Float3
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Weight storage: in model-io (one implementation of model I/O); re-exported under the names
-// notebook 04 uses.
-
-export {
-  encodeWeights, decodeWeights, saveWeights, loadWeights, saveModel, loadModel,
-  type WeightStorage, type EncodedWeights, type SavedWeights,
-} from './model-io';
 
 // ---------------------------------------------------------------------------------------------
 // Memory arithmetic

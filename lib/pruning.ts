@@ -529,8 +529,6 @@ export function stripPruning(model: tf.LayersModel): tf.LayersModel {
 // Measuring
 // ---------------------------------------------------------------------------------------------
 
-/** The Keras-style per-epoch log notebook 07 prints: `train.KerasEpochLog` under its earlier name. */
-export { KerasEpochLog as EpochLog } from './train';
 
 /** One row of {@link sparsityReport}. */
 export interface SparsityRow {

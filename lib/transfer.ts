@@ -5,24 +5,20 @@
  * Dense(numClasses, softmax)).
  *
  * ```ts
- * const base = await transfer.loadModel('https://…/mobilenet/model.json');   // or 'data/models/x'
+ * const base = await modelIO.loadModel('https://…/mobilenet/model.json');    // or 'data/models/x'
  * const features = transfer.cutAt(base, 'conv_pw_13_relu');
  * transfer.freeze(features);                       // before compile: tfjs collects trainables there
  * const model = transfer.addClassificationHead(features, 5);
  * transfer.parameterCounts(model);                 // { total, trainable, nonTrainable }
  * ```
  *
- * In Node, `tf.loadLayersModel('file://…')` needs tfjs-node's file handler; `modelIO.fileIO`
- * is a small one of our own (re-exported here with `loadModel`, `saveModel`, …): it reads
- * model.json and its weight shards with clear errors for missing or corrupt files, and saves
- * atomically.
+ * Loading and saving live in `modelIO` (model.json and weight shards read with clear errors for
+ * missing or corrupt files, atomic saves); notebook 06's source-task experiment lives in
+ * `experiments.transferSource`.
  */
 import * as tf from '@tensorflow/tfjs';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
 import './backends/wasm-conv-grad';
-
-// Loading and saving: in model-io (one implementation of model I/O); re-exported here.
-export { modelJsonPath, weightEntryBytes, fileIO, loadModel, saveModel, readModelMetadata } from './model-io';
 
 // ---------------------------------------------------------------------------------------------
 // Cut, freeze, head
@@ -142,14 +138,3 @@ export function freshCopy(model: tf.LayersModel): tf.LayersModel {
     ? (tf.Sequential.fromConfig(tf.Sequential, config) as tf.LayersModel)
     : (tf.LayersModel.fromConfig(tf.LayersModel, config) as tf.LayersModel);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Notebook 06's source-task experiment lives in experiments/transfer-source; re-exported here so
-// `transfer.ensureSourceBase`, `transfer.trainOnTarget`, … keep working.
-// ---------------------------------------------------------------------------------------------
-
-export {
-  SOURCE_LAYERS, buildSourceConvnet, relabel, SOURCE_CLASSES, TARGET_CLASSES, SOURCE_CUT_LAYER,
-  defaultSourceBaseDir, trainSourceBase, ensureSourceBase, trainOnTarget,
-  type SourceBaseMetadata, type SourceBaseOptions, type TransferMethod, type TargetRunOptions, type TargetRunResult,
-} from './experiments/transfer-source';

@@ -117,3 +117,42 @@ test('stepMemory grows with the batch size', async () => {
   assert.ok(small.peakBytes >= small.beforeBytes);
   assert.ok(big.stepBytes > small.stepBytes * 10, `${small.stepBytes} vs ${big.stepBytes}`);
 });
+
+test('the leak helper detects a planted leak and clears a tidy loop', async () => {
+  await useBackend('wasm');
+  const w = tf.variable(tf.zeros([10]));
+  const kept: tf.Tensor[] = [];
+  const leaky = await memory.trackEpochMemory('leaky', 4, () => {
+    for (let b = 0; b < 3; b++) {
+      const g = tf.ones([10]).mul(0.1); // two tensors per batch, never disposed
+      w.assign(w.sub(g));
+      kept.push(g);
+    }
+  });
+  const clean = await memory.trackEpochMemory('tidy', 4, () => {
+    for (let b = 0; b < 3; b++) tf.tidy(() => w.assign(w.sub(tf.ones([10]).mul(0.1))));
+  });
+  let slot: tf.Tensor | null = null;
+  const oneOff = await memory.trackEpochMemory('slots in epoch 1', 3, () => {
+    if (!slot) slot = tf.zeros([100]); // allocated once, like optimizer slots
+  });
+  const v1 = memory.leakVerdict(leaky);
+  const v2 = memory.leakVerdict(clean);
+  const v3 = memory.leakVerdict(oneOff);
+  assert.equal(v1.leaking, true);
+  assert.equal(v1.tensorsPerEpoch, 9, '3 batches × (ones, mul, sub) per epoch');
+  assert.equal(v1.bytesPerEpoch, 9 * 40);
+  assert.equal(leaky[4].tensorsAdded, 36);
+  assert.match(v1.summary, /leaky: leaks ≈9 tensors/);
+  assert.equal(v2.leaking, false);
+  assert.equal(v2.tensorsAdded, 0);
+  assert.equal(v3.leaking, false, 'a one-off allocation in the first epoch is not a leak');
+  assert.equal(v3.tensorsAdded, 1);
+  assert.throws(() => memory.leakVerdict(leaky.slice(0, 2)), /needs at least 2 epochs/);
+  await assert.rejects(memory.trackEpochMemory('x', 0, () => {}), /epochs must be ≥ 1/);
+  const df = memory.epochMemoryToDataFrame([...leaky, ...clean]);
+  assert.equal(df.height, 10);
+  assert.deepEqual(df.columns, ['variant', 'epoch', 'num_tensors', 'mb', 'tensors_added', 'mb_added']);
+  tf.dispose(kept);
+  tf.dispose(slot ? [slot, w] : [w]);
+});

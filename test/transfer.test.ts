@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/device';
 import '../lib/backends/wasm-conv-grad';
 import * as transfer from '../lib/transfer';
+import * as transferSource from '../lib/experiments/transfer-source';
 import { tempDir } from './helpers';
 
 before(async () => {
@@ -27,7 +28,7 @@ function randomImages(n: number, classes: number, seed = 1) {
 }
 
 test('cutAt shares the base layers and ends at the named layer; unknown names are listed', () => {
-  const base = transfer.buildSourceConvnet(5, { seed: 4 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 4 });
   const features = transfer.cutAt(base, 'block3_conv');
   assert.deepEqual(features.outputs[0].shape, [null, 7, 7, 64]);
   assert.equal(features.getLayer('block2_conv'), base.getLayer('block2_conv'));
@@ -36,7 +37,7 @@ test('cutAt shares the base layers and ends at the named layer; unknown names ar
 });
 
 test('trainable parameter counts after freezing the base and adding the article\'s head', () => {
-  const base = transfer.buildSourceConvnet(5, { seed: 5 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 5 });
   const features = transfer.cutAt(base, 'block3_conv');
   const baseParams = (9 * 1 * 16 + 16) + (9 * 16 * 32 + 32) + (9 * 32 * 64 + 64);
   assert.equal(transfer.freeze(features), 6);
@@ -56,7 +57,7 @@ test('trainable parameter counts after freezing the base and adding the article\
 
 test('frozen base weights are bit-identical after fit, while the head and an unfrozen base do change', async () => {
   for (const frozen of [true, false]) {
-    const base = transfer.buildSourceConvnet(5, { seed: 6 });
+    const base = transferSource.buildSourceConvnet(5, { seed: 6 });
     const features = transfer.cutAt(base, 'block3_conv');
     if (frozen) transfer.freeze(features);
     const model = transfer.addClassificationHead(features, 4, { units: 32 });
@@ -78,12 +79,12 @@ test('frozen base weights are bit-identical after fit, while the head and an unf
 });
 
 test('freshCopy has the same architecture with new weights; relabel keeps and renumbers classes', () => {
-  const base = transfer.buildSourceConvnet(5, { seed: 8 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 8 });
   const fresh = transfer.freshCopy(base);
   assert.deepEqual(fresh.layers.map((l) => l.name), base.layers.map((l) => l.name));
   assert.ok(!bitsEqual(fresh.getLayer('block1_conv').getWeights()[0].dataSync() as Float32Array, base.getLayer('block1_conv').getWeights()[0].dataSync() as Float32Array));
   const set = { images: new Uint8Array([1, 1, 2, 2, 3, 3, 4, 4]), labels: new Uint8Array([5, 0, 9, 7]), count: 4, height: 1, width: 2 };
-  const r = transfer.relabel(set, [5, 6, 7, 8, 9]);
+  const r = transferSource.relabel(set, [5, 6, 7, 8, 9]);
   assert.equal(r.count, 3);
   assert.deepEqual(Array.from(r.labels), [0, 4, 2]);
   assert.deepEqual(Array.from(r.images), [1, 1, 3, 3, 4, 4]);
@@ -93,7 +94,7 @@ test('freshCopy has the same architecture with new weights; relabel keeps and re
 
 test('disposeModels frees shared layers once, including the layers above a cut', () => {
   const before = tf.memory().numTensors;
-  const base = transfer.buildSourceConvnet(5, { seed: 9 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 9 });
   const features = transfer.cutAt(base, 'block2_pool');
   const model = transfer.addClassificationHead(features, 3, { units: 8 });
   transfer.disposeModels(model, features, base);

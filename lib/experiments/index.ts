@@ -19,6 +19,9 @@ import * as memory from '../memory';
 import { benchmark, median, type Timing } from '../timing';
 import * as train from '../train';
 
+/** Notebook 06's source-task experiment (a small convnet base trained on classes 0–4, transferred to 5–9). */
+export * as transferSource from './transfer-source';
+
 /** Options of {@link seedRun}. */
 export interface SeedRunOptions {
   /** `preloaded`: `data.BatchSource` (normalise once per batch on the host, one tensor). `naive`: the article's per-sample DataLoader. */

@@ -14,8 +14,6 @@
  * - {@link profileStep}: `tf.profile` + `tf.time` around one training step: a table of kernels by
  *   total time and bytes, and kernelMs against wallMs, explained per backend
  *   ({@link explainTimers}).
- * - {@link trackEpochMemory} / {@link leakVerdict}: `numTensors`/`numBytes` per epoch, to catch
- *   the most common tfjs memory bug (tensors that are never disposed).
  * - {@link timePipeline}: per-batch time split between fetching the batch (input pipeline) and
  *   the training step (compute).
  * - {@link findOnPath}, {@link runTool}, {@link externalTools}: run nvidia-smi / nsys / ncu when
@@ -32,4 +30,3 @@ export * from './sampler';
 export * from './frames';
 export * from './profile';
 export * from './pipeline';
-export { trackEpochMemory, leakVerdict, epochMemoryToDataFrame, type EpochMemory, type LeakVerdict } from '../memory';
