@@ -49,3 +49,7 @@ export * as monitor from './monitor';
 // --- webgpu (issue 8) ---
 export * as webgpu from './backends/webgpu';
 
+
+// --- native tensorflow backend (issue 15) ---
+export * as native from './backends/native';
+
