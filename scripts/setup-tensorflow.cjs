@@ -137,21 +137,49 @@ function ensurePackage() {
   if (!fs.existsSync(path.join(pkgDir, 'binding.gyp'))) throw new StepError('package', `${pkgName} is still missing after npm install`, 'run npm ci');
 }
 
+/**
+ * --gpu: the nvidia-* requirements the TensorFlow wheel declares for its `and-cuda` extra, read
+ * from the wheel's METADATA (so that only the CUDA wheels are fetched, not keras, numpy, …).
+ */
+function cudaRequirements(wheelDir) {
+  const script = `
+import sys, zipfile, glob, os, re
+w = [p for p in glob.glob(os.path.join(sys.argv[1], 'tensorflow-*.whl'))][0]
+z = zipfile.ZipFile(w)
+meta = [n for n in z.namelist() if n.endswith('.dist-info/METADATA')][0]
+for line in z.read(meta).decode().splitlines():
+  if line.startswith('Requires-Dist:') and re.search(r'extra\\s*==\\s*["\\']and-cuda["\\']', line):
+    print(line.split(':', 1)[1].split(';')[0].strip().replace(' ', ''))
+`;
+  const r = run('wheel', 'python3', ['-c', script, wheelDir], { fix: 'the tensorflow wheel has no and-cuda extra: check the TensorFlow version' });
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
 function pipDownload(wheelDir) {
-  const base = ['-m', 'pip', 'download', '--timeout', '5', '--retries', '0', '--disable-pip-version-check', '--only-binary=:all:', '-d', wheelDir];
-  const extra = gpu ? [] : ['--no-deps'];
-  const fix = 'check that `python3 -m pip download tensorflow-cpu==2.21.0` works (internet access to PyPI, or a configured index); TensorFlow 2.21 ships wheels for CPython 3.10–3.13';
-  const first = spawnSync('python3', [...base, ...extra, pipSpec], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const base = ['-m', 'pip', 'download', '--timeout', '5', '--retries', '0', '--disable-pip-version-check', '--only-binary=:all:', '--no-deps', '-d', wheelDir];
+  const spec = gpu ? `tensorflow==${TF_VERSION}` : pipSpec;
+  const fix = `check that \`python3 -m pip download ${spec}\` works (internet access to PyPI, or a configured index); TensorFlow 2.21 ships wheels for CPython 3.10–3.13`;
+  const extra = [];
+  const first = spawnSync('python3', [...base, spec], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (first.error) throw new StepError('wheel', `python3 could not run: ${first.error.message}`, 'install Python 3 with pip (Debian: apt-get install python3-pip)');
-  if (first.status === 0) return;
+  if (first.status === 0) return gpu ? pipDownloadCuda(wheelDir, base, fix) : undefined;
   // This Python may have no matching wheel (e.g. a newer CPython): the libraries do not depend on
   // the Python version, so ask for the CPython 3.11 wheel explicitly.
   log('    no wheel for this Python; retrying for CPython 3.11 manylinux x86-64');
-  const second = spawnSync('python3', [...base, ...extra, '--python-version', '3.11', '--implementation', 'cp', '--platform', 'manylinux_2_27_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64', pipSpec], { cwd: root, encoding: 'utf8' });
+  const second = spawnSync('python3', [...base, ...extra, '--python-version', '3.11', '--implementation', 'cp', '--platform', 'manylinux_2_27_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64', spec], { cwd: root, encoding: 'utf8' });
   if (second.status !== 0) {
     const lines = `${first.stderr}\n${second.stderr}`.trim().split('\n').filter((l) => /ERROR|error/.test(l)).slice(-4);
-    throw new StepError('wheel', `pip could not download ${pipSpec}: ${lines.join(' | ') || `exit ${second.status}`}`, fix);
+    throw new StepError('wheel', `pip could not download ${spec}: ${lines.join(' | ') || `exit ${second.status}`}`, fix);
   }
+  return gpu ? pipDownloadCuda(wheelDir, base, fix) : undefined;
+}
+
+/** --gpu: download the CUDA 12 libraries (nvidia-* wheels) that tensorflow[and-cuda] pulls in. */
+function pipDownloadCuda(wheelDir, base, fix) {
+  const reqs = cudaRequirements(wheelDir);
+  if (!reqs.length) throw new StepError('wheel', `the tensorflow ${TF_VERSION} wheel declares no and-cuda requirements`, fix);
+  log(`    CUDA wheels for tensorflow[and-cuda]: ${reqs.join(' ')}`);
+  run('wheel', 'python3', [...base, ...reqs], { fix });
 }
 
 /** Extracts the TensorFlow libraries + headers (and the nvidia-* libraries for --gpu) with Python's zipfile. */

@@ -14,10 +14,11 @@
  *    training step that op costs ≈80–100 µs where the 2-D `MatMul` op takes ≈20 µs (measured in
  *    bench/native.ts). Its `_FusedMatMul` is a tfjs-level matMul + add + activation, and its
  *    `Step` (the ReLU gradient) builds two full-size constant tensors per call.
- *    {@link installNativeFastKernels} overrides `BatchMatMul`, `_FusedMatMul` and `Step` for the
- *    `tensorflow` backend: unbatched products go to `MatMul` with `transpose_a`/`transpose_b`
- *    (plus `BiasAdd`/`Relu`), `Step` to four TensorFlow ops. It is installed automatically
- *    whenever `device.useBackend('tensorflow')` activates the backend.
+ *    {@link installNativeFastKernels} overrides `BatchMatMul`, `_FusedMatMul`, `Step` and
+ *    `Reshape` for the `tensorflow` backend: unbatched products go to `MatMul` with
+ *    `transpose_a`/`transpose_b` (plus `BiasAdd`/`Relu`), `Step` to four TensorFlow ops, and
+ *    `Reshape` reuses one shape tensor per shape instead of uploading a new one per call. It is
+ *    installed automatically whenever `device.useBackend('tensorflow')` activates the backend.
  *
  * ```ts
  * native.nativeInfo();                    // { tfVersion: '2.21.0', gpu: false, library: '…/libtensorflow_cc.so.2', … }
@@ -66,6 +67,9 @@ export interface SetupStatus {
 interface Binding {
   TF_Version: string;
   TF_FLOAT: number;
+  TF_INT32: number;
+  TF_BOOL: number;
+  TF_COMPLEX64: number;
   TF_ATTR_BOOL: number;
   TF_ATTR_TYPE: number;
 }
@@ -175,7 +179,7 @@ export function nativeInfo(): NativeInfo | null {
 // ---------------------------------------------------------------------------------------------
 
 /** The kernels {@link installNativeFastKernels} overrides on the `tensorflow` backend. */
-export const NATIVE_OVERRIDDEN_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMatMul', 'Step'];
+export const NATIVE_OVERRIDDEN_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMatMul', 'Step', 'Reshape'];
 
 const originals = new Map<string, tf.KernelConfig>();
 let installed = false;
@@ -183,26 +187,41 @@ let installed = false;
 const shapeTensors = new Map<string, tf.Tensor>();
 /** Kept float32 scalars (Step's constants), by value. */
 const scalars = new Map<number, tf.Tensor>();
-const stats = { matMul2d: 0, fused2d: 0, passthrough: 0, steps: 0 };
+const stats = { matMul2d: 0, fused2d: 0, passthrough: 0, steps: 0, reshapes: 0 };
 
 const typeAttr = (be: NodeBackend, name = 'T'): OpAttr => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT });
+
+/** Most constants kept per cache; the oldest is disposed beyond it. */
+const MAX_KEPT = 256;
 
 function keptConstant<K>(cache: Map<K, tf.Tensor>, key: K, make: () => tf.Tensor): tf.Tensor {
   let t = cache.get(key);
   if (!t || t.isDisposed) {
     t = tf.keep(make());
     cache.set(key, t);
+    if (cache.size > MAX_KEPT) {
+      const [oldest, tensor] = cache.entries().next().value as [K, tf.Tensor];
+      cache.delete(oldest);
+      tensor.dispose();
+    }
   }
   return t;
 }
 
-function reshape(be: NodeBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+function reshape(be: NodeBackend, x: tf.TensorInfo, shape: number[], dtype: tf.DataType = 'float32'): tf.TensorInfo {
   const s = keptConstant(shapeTensors, shape.join(','), () => tf.tensor1d(shape, 'int32'));
-  return be.executeSingleOutput('Reshape', [typeAttr(be), { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: tfInt32(be) }], [x, s]);
+  return be.executeSingleOutput('Reshape', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: tfDtype(be, dtype) }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [x, s]);
 }
 
-function tfInt32(be: NodeBackend): number {
-  return (be.binding as unknown as { TF_INT32: number }).TF_INT32;
+function tfDtype(be: NodeBackend, dtype: tf.DataType): number {
+  const b = be.binding;
+  switch (dtype) {
+    case 'float32': return b.TF_FLOAT;
+    case 'int32': return b.TF_INT32;
+    case 'bool': return b.TF_BOOL;
+    case 'complex64': return b.TF_COMPLEX64;
+    default: throw new Error(`native fast kernels: no TensorFlow dtype for ${dtype}`);
+  }
 }
 
 /** A rank-2 operand, or a rank-3 one whose batch is 1 (what tfjs' matMul makes of a 2-D one). */
@@ -277,6 +296,14 @@ const fastKernels: Record<string, RawKernelFunc> = {
       return r;
     });
   },
+  Reshape: (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const shape = args.attrs.shape as number[];
+    if (x.dtype === 'string') return original('Reshape')(args);
+    stats.reshapes++;
+    // tfjs-node uploads a new int32 shape tensor on every call; reuse one per shape.
+    return reshape(args.backend, x, shape, x.dtype);
+  },
   Step: (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     if (x.dtype !== 'float32') {
@@ -300,7 +327,7 @@ const fastKernels: Record<string, RawKernelFunc> = {
 };
 
 /**
- * Override `BatchMatMul`, `_FusedMatMul` and `Step` on the `tensorflow` backend with the fast
+ * Override `BatchMatMul`, `_FusedMatMul`, `Step` and `Reshape` on the `tensorflow` backend with the fast
  * paths described in the module doc. Idempotent; a no-op when tfjs has no `tensorflow` backend.
  */
 export function installNativeFastKernels(): void {
@@ -332,13 +359,13 @@ export function nativeFastKernelsInstalled(): boolean {
 }
 
 /** How often each fast path ran since the last {@link resetNativeKernelStats}. */
-export function nativeKernelStats(): { matMul2d: number; fused2d: number; passthrough: number; steps: number } {
+export function nativeKernelStats(): { matMul2d: number; fused2d: number; passthrough: number; steps: number; reshapes: number } {
   return { ...stats };
 }
 
 /** Zero the {@link nativeKernelStats} counters. */
 export function resetNativeKernelStats(): void {
-  stats.matMul2d = stats.fused2d = stats.passthrough = stats.steps = 0;
+  stats.matMul2d = stats.fused2d = stats.passthrough = stats.steps = stats.reshapes = 0;
 }
 
 // Installed automatically whenever gpulab activates the tensorflow backend.
