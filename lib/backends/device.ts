@@ -197,6 +197,9 @@ export async function probeTensorflow(
 ): Promise<BackendProbe> {
   const native = loadNativeModule();
   const tried: string[] = [];
+  // TensorFlow logs INFO lines (oneDNN, CPU features) to the process's stderr when it loads;
+  // keep warnings and errors only, unless the user asked for more.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   for (const pkg of native.packageOrder(nvidiaVisible())) {
     try {
       load(pkg);
