@@ -217,7 +217,7 @@ function ensureTree() {
   fs.rmSync(wheelDir, { recursive: true, force: true });
   fs.mkdirSync(wheelDir, { recursive: true });
   let t = Date.now();
-  log(`2/6 wheel: python3 -m pip download ${pipSpec} (${gpu ? 'with its nvidia-* CUDA 12 wheels, several GB' : '≈274 MB'}; pip's cache makes a second fetch fast)`);
+  log(`2/6 wheel: python3 -m pip download ${pipSpec} (${gpu ? 'the tensorflow wheel, then only its nvidia-* CUDA 12 wheels: several GB' : '≈274 MB'}; pip's cache makes a second fetch fast)`);
   pipDownload(wheelDir);
   const wheelBytes = fs.readdirSync(wheelDir).reduce((s, f) => s + fs.statSync(path.join(wheelDir, f)).size, 0);
   log(`    downloaded ${(wheelBytes / 2 ** 20).toFixed(0)} MiB in ${secs(Date.now() - t)}`);
@@ -375,7 +375,7 @@ function main() {
     const e = err instanceof StepError ? err : new StepError(step, err instanceof Error ? err.message : String(err), 'see the message above');
     console.error(`[setup:tensorflow] FAILED at step "${e.step}": ${e.message}`);
     console.error(`[setup:tensorflow]   fix: ${e.fix}`);
-    console.error('[setup:tensorflow]   until then the notebooks run on wasm (GPULAB_NATIVE=0 skips this step)');
+    console.error(`[setup:tensorflow]   until then the notebooks run on ${gpu ? 'the native CPU build if there is one, else wasm' : 'wasm'} (GPULAB_NATIVE=0 skips this step)`);
     writeStatus({ ok: false, step: e.step, reason: e.message.split('\n')[0], fix: e.fix });
     return optional ? 0 : 1;
   }

@@ -110,10 +110,13 @@ export function setupStatus(variant: 'cpu' | 'gpu' = 'cpu'): SetupStatus | null 
  */
 export function setupHint(): string {
   if (/^(0|false|no|off)$/i.test(process.env.GPULAB_NATIVE ?? '')) return 'GPULAB_NATIVE=0 skips it';
-  const s = setupStatus('gpu') ?? setupStatus('cpu');
-  if (!s) return 'run npm run setup:tensorflow to build it';
-  if (s.ok) return 'npm run setup:tensorflow built it, but it does not load now: run it again';
-  return `setup:tensorflow failed at step "${s.step ?? '?'}": ${s.reason ?? 'no reason recorded'}${s.fix ? ` (fix: ${s.fix})` : ''}`;
+  const records = [setupStatus('cpu'), setupStatus('gpu')].filter((s): s is SetupStatus => s !== null);
+  if (!records.length) return 'run npm run setup:tensorflow to build it';
+  const failed = records.filter((s) => !s.ok);
+  if (!failed.length) return 'npm run setup:tensorflow built it, but it does not load now: run it again';
+  return failed
+    .map((s) => `setup:tensorflow${s.variant === 'gpu' ? ' --gpu' : ''} failed at step "${s.step ?? '?'}": ${s.reason ?? 'no reason recorded'}${s.fix ? ` (fix: ${s.fix})` : ''}`)
+    .join('; ');
 }
 
 /**
