@@ -99,3 +99,16 @@ export async function backendTable(): Promise<Row[]> {
     note: p.reason ?? '',
   }));
 }
+
+/**
+ * A measured time compared with a baseline, in words that follow the numbers: `'2.3× faster'`,
+ * `'1.4× slower'`, or `'about as fast (1.03×)'` when the two are within `tolerance` (default 10 %)
+ * of each other; `'not measured'` when either time is missing or not positive. Summaries use it
+ * instead of writing "faster" next to a ratio that may have come out below 1.
+ */
+export function speedup(baselineSeconds: number, seconds: number, tolerance = 0.1): string {
+  if (!(baselineSeconds > 0) || !(seconds > 0) || !Number.isFinite(baselineSeconds) || !Number.isFinite(seconds)) return 'not measured';
+  const ratio = baselineSeconds / seconds;
+  if (Math.abs(ratio - 1) <= tolerance) return `about as fast (${ratio.toFixed(2)}×)`;
+  return ratio > 1 ? `${ratio.toFixed(ratio < 10 ? 2 : 1)}× faster` : `${(1 / ratio).toFixed(1 / ratio < 10 ? 2 : 1)}× slower`;
+}

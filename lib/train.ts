@@ -57,6 +57,11 @@ export interface MlpOptions extends ModelOptions {
   activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu';
   /** Output activation (default linear: logits, to pair with softmax cross-entropy on logits). */
   outputActivation?: 'linear' | 'softmax' | 'sigmoid';
+  /**
+   * The shape of one input when it is not flat, e.g. `[28, 28, 1]` for image batches: a Flatten
+   * layer comes first. Its size must equal `inputs`.
+   */
+  inputShape?: readonly number[];
 }
 
 /**
@@ -72,26 +77,35 @@ export function mlp(options: MlpOptions = {}): tf.Sequential {
     if (!Number.isInteger(w) || w < 1) throw new Error(`mlp: layer widths must be positive integers, got [${[inputs, ...hidden, outputs]}]`);
   }
   const model = tf.sequential();
+  const shape = options.inputShape;
+  if (shape) {
+    if (shape.reduce((a, b) => a * b, 1) !== inputs) throw new Error(`mlp: inputShape [${shape}] has ${shape.reduce((a, b) => a * b, 1)} values, but inputs is ${inputs}`);
+    model.add(tf.layers.flatten({ inputShape: [...shape] }));
+  }
+  const first = shape ? {} : { inputShape: [inputs] };
   hidden.forEach((units, i) => {
     model.add(tf.layers.dense({
       units,
       activation: options.activation ?? 'relu',
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }),
-      ...(i === 0 ? { inputShape: [inputs] } : {}),
+      ...(i === 0 ? first : {}),
     }));
   });
   model.add(tf.layers.dense({
     units: outputs,
     activation: options.outputActivation ?? 'linear',
     kernelInitializer: tf.initializers.glorotUniform({ seed: seed + hidden.length }),
-    ...(hidden.length === 0 ? { inputShape: [inputs] } : {}),
+    ...(hidden.length === 0 ? first : {}),
   }));
   return model;
 }
 
-/** The article's `SimpleNN`: 784 → 500 (ReLU) → 10 logits. */
-export function simpleNN(options: ModelOptions = {}): tf.Sequential {
-  return mlp({ inputs: 784, hidden: [500], outputs: 10, seed: options.seed });
+/**
+ * The article's `SimpleNN`: 784 → 500 (ReLU) → 10 logits. With `inputShape: [28, 28, 1]` it takes
+ * image-shaped batches (a Flatten layer first), as Keras's `flow_from_directory` yields them.
+ */
+export function simpleNN(options: ModelOptions & Pick<MlpOptions, 'inputShape'> = {}): tf.Sequential {
+  return mlp({ inputs: 784, hidden: [500], outputs: 10, seed: options.seed, inputShape: options.inputShape });
 }
 
 /** The article's optimiser for SimpleNN: SGD with lr 0.001 and momentum 0.9. */

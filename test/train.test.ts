@@ -55,6 +55,22 @@ test('mlp: configurable widths, seeded initialisation, clear errors', async () =
   tf.dispose([a, b, c, linear].flatMap((m) => m.getWeights()));
 });
 
+test('simpleNN on image-shaped batches: a Flatten first, the same seeded weights and outputs as the flat model', async () => {
+  await useBackend('wasm');
+  const flat = train.simpleNN({ seed: 3 });
+  const image = train.simpleNN({ seed: 3, inputShape: [28, 28, 1] });
+  assert.equal(image.layers[0].getClassName(), 'Flatten');
+  assert.equal(image.countParams(), flat.countParams());
+  assert.equal(maxDiff(weightsOf(flat), weightsOf(image)), 0);
+  const x = tf.randomNormal([2, 28, 28, 1], 0, 1, 'float32', 1);
+  const a = flat.predict(x.reshape([2, 784])) as tf.Tensor;
+  const b = image.predict(x) as tf.Tensor;
+  assert.deepEqual(b.shape, [2, 10]);
+  assert.ok(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] < 1e-6);
+  assert.throws(() => train.mlp({ inputs: 784, inputShape: [28, 28, 3] }), /inputShape \[28,28,3\] has 2352 values, but inputs is 784/);
+  tf.dispose([x, a, b, ...flat.getWeights(), ...image.getWeights()]);
+});
+
 test('the Keras toy: 4 samples, so batch 32 is one full batch and trains exactly like batch 4', async () => {
   await useBackend('wasm');
   const { xs, ys } = train.kerasToyData();
