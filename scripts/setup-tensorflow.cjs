@@ -168,7 +168,7 @@ function pipDownload(wheelDir) {
   log('    no wheel for this Python; retrying for CPython 3.11 manylinux x86-64');
   const second = spawnSync('python3', [...base, ...extra, '--python-version', '3.11', '--implementation', 'cp', '--platform', 'manylinux_2_27_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64', spec], { cwd: root, encoding: 'utf8' });
   if (second.status !== 0) {
-    const lines = `${first.stderr}\n${second.stderr}`.trim().split('\n').filter((l) => /ERROR|error/.test(l)).slice(-4);
+    const lines = [...new Set(`${first.stderr}\n${second.stderr}`.trim().split('\n').filter((l) => /ERROR|error/.test(l)))].slice(-4);
     throw new StepError('wheel', `pip could not download ${spec}: ${lines.join(' | ') || `exit ${second.status}`}`, fix);
   }
   return gpu ? pipDownloadCuda(wheelDir, base, fix) : undefined;

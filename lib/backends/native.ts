@@ -112,10 +112,13 @@ export function setupHint(): string {
   if (/^(0|false|no|off)$/i.test(process.env.GPULAB_NATIVE ?? '')) return 'GPULAB_NATIVE=0 skips it';
   const records = [setupStatus('cpu'), setupStatus('gpu')].filter((s): s is SetupStatus => s !== null);
   if (!records.length) return 'run npm run setup:tensorflow to build it';
-  const failed = records.filter((s) => !s.ok);
-  if (!failed.length) return 'npm run setup:tensorflow built it, but it does not load now: run it again';
-  return failed
-    .map((s) => `setup:tensorflow${s.variant === 'gpu' ? ' --gpu' : ''} failed at step "${s.step ?? '?'}": ${s.reason ?? 'no reason recorded'}${s.fix ? ` (fix: ${s.fix})` : ''}`)
+  return records
+    .map((s) => {
+      const cmd = `npm run setup:tensorflow${s.variant === 'gpu' ? ' -- --gpu' : ''}`;
+      return s.ok
+        ? `${cmd} built it, but it does not load now: run it again`
+        : `${cmd} failed at step "${s.step ?? '?'}": ${s.reason ?? 'no reason recorded'}${s.fix ? ` (fix: ${s.fix})` : ''}`;
+    })
     .join('; ');
 }
 

@@ -134,7 +134,9 @@ test("a failed setup's record becomes the probe's reason", async () => {
     }, () => true, () => false);
     assert.equal(p.available, false);
     assert.match(p.reason ?? '', /@tensorflow\/tfjs-node is not installed/);
-    assert.match(p.reason ?? '', /setup:tensorflow failed at step "wheel": pip could not download tensorflow-cpu==2\.21\.0 \(fix: check pip\)/);
+    assert.match(p.reason ?? '', /npm run setup:tensorflow failed at step "wheel": pip could not download tensorflow-cpu==2\.21\.0 \(fix: check pip\)/);
+    fs.writeFileSync(path.join(dir, 'status-cpu.json'), JSON.stringify({ ok: true, variant: 'cpu' }));
+    assert.match(native.setupHint(), /built it, but it does not load now: run it again/);
   } finally {
     if (saved === undefined) delete process.env.GPULAB_TF_CACHE;
     else process.env.GPULAB_TF_CACHE = saved;
