@@ -17,9 +17,10 @@
  * - models and training: `train` (seed models, training loop, `fit`), `modelIO` (atomic model
  *   save/load with float32/float16/uint8 weight storage);
  * - techniques: `precision`, `transfer`, `pruning`, `complexity`;
- * - backends: `wasmFast`, `wasmConvGrad` and `webgpu`, providers and tfjs 4.22 patches that
- *   register on import;
- * - experiments: `experiments`, the fixtures that serve one notebook each.
+ * - backends: `wasmFast`, `wasmConvGrad`, `webgpu` and `native`, providers and tfjs 4.22
+ *   patches that register on import;
+ * - experiments: `experiments` (the measurements notebooks 01/02 and the bench share, and
+ *   `experiments.transferSource`, notebook 06's source task).
  */
 export * as tf from '@tensorflow/tfjs';
 export { default as pl } from 'nodejs-polars';
@@ -55,6 +56,8 @@ export * as wasmFast from './backends/wasm-fast';
 /** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
 export * as wasmConvGrad from './backends/wasm-conv-grad';
 export * as webgpu from './backends/webgpu';
+
+export * as native from './backends/native';
 
 // --- experiments: fixtures that serve one notebook each ---
 export * as experiments from './experiments';

@@ -67,6 +67,7 @@ export function bannerText(info: DeviceInfo): string {
     `Backend: ${deviceLabel(info)}`,
     `Machine: ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB, ${info.platform}`,
     `Versions: tfjs ${v.tfjs} (${v.backendPackage ?? 'core'}), Node ${v.node}, tslab ${v.tslab ?? 'n/a'}`,
+    ...(info.native ? [`TensorFlow: ${info.native.tfVersion} on ${info.native.device}, ${info.native.library ?? 'library path unknown'}`] : []),
     `Mode: ${modeLabel()}`,
   ].join('\n');
 }
@@ -79,6 +80,11 @@ export async function setup(request?: BackendName | 'auto'): Promise<DeviceInfo>
   const info = await useBackend(request);
   console.log(bannerText(info));
   if (info.fallbackNote) notice(info.fallbackNote);
+  else if (info.backend !== 'tensorflow') {
+    // Say why the native TensorFlow backend (faster than wasm on the CPU) did not run.
+    const native = (await listBackends()).find((p) => p.name === 'tensorflow' && !p.available);
+    if (native) console.log(`Native TensorFlow backend: unavailable (${native.reason ?? 'no reason given'})`);
+  }
   return info;
 }
 
