@@ -135,6 +135,10 @@ function ensurePackage() {
     fix: `run: npm install --no-save --ignore-scripts ${pkgName}@${TFJS_NODE_VERSION}`,
   });
   if (!fs.existsSync(path.join(pkgDir, 'binding.gyp'))) throw new StepError('package', `${pkgName} is still missing after npm install`, 'run npm ci');
+  // `npm install` prunes what npm did not install itself, such as the nodejs-polars platform
+  // binary that scripts/ensure-native.cjs unpacks (and --ignore-scripts skips our postinstall):
+  // put it back.
+  run('package', process.execPath, [path.join(__dirname, 'ensure-native.cjs')], { fix: 'run: node scripts/ensure-native.cjs' });
 }
 
 /**
