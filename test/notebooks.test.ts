@@ -1,6 +1,7 @@
 /**
  * Every committed notebook is clean, and executes headless in quick mode with no error output
- * and with every chart it promises (each `charts.show(` call) present as a full bundle.
+ * and with every chart it promises (each `charts.show(` call) present as a full bundle whose SVG
+ * draws its data (test/chart-check.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT, tempDir } from './helpers';
+import { assertMarksVisible, svgMarks } from './chart-check';
 
 interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> }
 interface Cell { cell_type: string; source: string | string[]; outputs?: Output[]; execution_count?: number | null }
@@ -61,7 +63,9 @@ for (const file of notebooks) {
         if (vl) {
           bundles++;
           assert.equal(typeof vl, 'object', `cell ${i}: the Vega-Lite part must be a spec object`);
-          assert.match(join(o.data?.['image/svg+xml'] as string | string[]), /^<svg/, `cell ${i}: the SVG part is missing`);
+          const svg = join(o.data?.['image/svg+xml'] as string | string[]);
+          assert.match(svg, /^<svg/, `cell ${i}: the SVG part is missing`);
+          assertMarksVisible(svgMarks(svg), `${file} cell ${i} (${join(o.data?.['text/plain'] as string | string[])})`);
           assert.match(join(o.data?.['text/plain'] as string | string[]), /^\[chart\]/, `cell ${i}: the text part is missing`);
         }
       }

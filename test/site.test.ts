@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT } from './helpers';
 import { chartCount, readNotebook } from '../scripts/site/notebook';
+import { assertMarksVisible, domMarks } from './chart-check';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
@@ -184,6 +185,7 @@ for (const name of names) {
         assert.ok(c.marks > 0, `${name} ${c.id} rendered an SVG with no marks`);
         assert.ok(!c.fallbackShown, `${name} ${c.id}: the static fallback is still shown`);
         assert.ok(c.actions, `${name} ${c.id}: no export/source menu`);
+        assertMarksVisible(await page.locator(`[id="${c.id}"] .chart-view svg`).first().evaluate(domMarks), `${name}.html ${c.id}`);
       }
       const footer = await page.$$eval('#footer dd', (dds) => Object.fromEntries(dds.map((d) => [d.getAttribute('data-field'), d.textContent ?? ''])));
       assert.match(footer.machine ?? '', /^CPU .+ cores/);
