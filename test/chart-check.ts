@@ -6,7 +6,8 @@
  * areas; axes, legends and titles are not data) with their geometry in the coordinates of the plot
  * they sit in. {@link markProblems} then says what is wrong:
  *  - no data mark at all (empty axes);
- *  - a bar / rect with zero width or height (e.g. log-scale bars from a zero baseline);
+ *  - a bar / rect with zero width or height (e.g. log-scale bars from a zero baseline), unless
+ *    its value is 0 (a flat bar is then the truth);
  *  - a layer of lines (or areas) where no series has any length (extent);
  *  - a point outside its plot.
  *
@@ -51,7 +52,10 @@ export function markProblems(items: readonly MarkItem[]): string[] {
       problems.push(`${where(i)} has no finite geometry`);
       continue;
     }
-    if (i.kind === 'rect' && !(i.width > eps && i.height > eps)) problems.push(`${where(i)} is ${fmt(i.width)}×${fmt(i.height)} px: not visible`);
+    // A bar is flat only when its value is 0 (Vega's aria-label shows it: "peak added (MB): 0").
+    if (i.kind === 'rect' && !(i.width > eps && i.height > eps) && !(Math.max(i.width, i.height) > eps && zeroDatum(i.label))) {
+      problems.push(`${where(i)} is ${fmt(i.width)}×${fmt(i.height)} px: not visible`);
+    }
     if (i.kind === 'symbol' && i.plot) {
       const cx = i.x + i.width / 2;
       const cy = i.y + i.height / 2;
@@ -75,6 +79,11 @@ export function markProblems(items: readonly MarkItem[]): string[] {
 export function assertMarksVisible(items: readonly MarkItem[], what: string): void {
   const problems = markProblems(items);
   if (problems.length) throw new Error(`${what}: the chart does not draw its data:\n  - ${problems.slice(0, 8).join('\n  - ')}${problems.length > 8 ? `\n  … and ${problems.length - 8} more` : ''}`);
+}
+
+/** True when a Vega aria-label ("x: a; y: 0; colour: b") holds a numeric field equal to zero. */
+export function zeroDatum(label: string): boolean {
+  return label.split('; ').some((kv) => /^[^:]+: -?0(?:\.0+)?$/.test(kv.trim()));
 }
 
 function fmt(n: number): string {

@@ -101,6 +101,10 @@ test('the mark check: no marks, lines without length and points off the plot all
   assert.match(markProblems([{ ...base, kind: 'symbol', x: 120, y: 10, width: 4, height: 4 }]).join(), /outside the 100×50 plot/);
   assert.deepEqual(markProblems([{ ...base, kind: 'symbol', x: 10, y: 10, width: 4, height: 4 }]), []);
   assert.deepEqual(pathGeometry('M1,2h10v5h-10Z'), { x: 1, y: 2, width: 10, height: 5, length: 30 });
+  // A bar whose value is 0 is flat on a linear scale; that is drawn correctly.
+  const zero = charts.barChart({ title: 'zero', data: [{ k: 'a', v: 0 }, { k: 'b', v: 3 }], x: 'k', y: 'v' });
+  assert.deepEqual(markProblems(svgMarks(await charts.toSvg(zero))), []);
+  assert.match(markProblems([{ ...base, kind: 'rect', width: 10, height: 0, label: 'k: a; v: 2' }]).join(), /rect "k: a; v: 2" is 10×0 px/);
 });
 
 test('charts accept a polars DataFrame', async () => {
