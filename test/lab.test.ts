@@ -234,8 +234,12 @@ for (const file of names) {
         )
         .then((h) => h.jsonValue());
       assert.equal(kernelName, 'TypeScript');
-      const sessions = await api<{ path: string; kernel: { name: string } }[]>('/api/sessions');
-      assert.equal(sessions.find((s) => s.path === file)?.kernel.name, 'tslab');
+      // The server's session for it (JupyterLab may show the name a moment before the session exists).
+      let kernel: string | undefined;
+      for (const end = Date.now() + 60_000; !kernel && Date.now() < end; await new Promise((r) => setTimeout(r, 250))) {
+        kernel = (await api<{ path: string; kernel: { name: string } | null }[]>('/api/sessions')).find((s) => s.path === file)?.kernel?.name;
+      }
+      assert.equal(kernel, 'tslab');
 
       const t0 = Date.now();
       await menuCommand(page, 'Run', 'Run All Cells');
