@@ -30,6 +30,7 @@ const NOTEBOOKS = path.join(ROOT, 'notebooks');
 const ARTIFACTS = path.join(ROOT, 'build', 'test-artifacts');
 const WORK = path.join(ROOT, 'build', 'test-lab');
 const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
+const MARKER = 'lab-test-copies.md';
 const names = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort();
 /** The notebook whose first chart is screenshotted and whose chart cell is re-run. */
 const showcase = names.find((n) => n.startsWith('00-')) ?? names[0];
@@ -66,6 +67,7 @@ before(async () => {
   fs.rmSync(WORK, { recursive: true, force: true });
   fs.mkdirSync(WORK, { recursive: true });
   for (const n of names) fs.copyFileSync(path.join(NOTEBOOKS, n), path.join(WORK, n));
+  fs.writeFileSync(path.join(WORK, MARKER), 'Copies of notebooks/ for test/lab.test.ts; rebuilt on every run.\n');
   if (fs.existsSync(ARTIFACTS)) for (const f of fs.readdirSync(ARTIFACTS)) if (f.startsWith('jupyterlab-')) fs.rmSync(path.join(ARTIFACTS, f));
   // JupyterLab's own state (settings, workspaces, runtime files) in a scratch folder, not ~/.jupyter.
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulab-lab-'));
@@ -76,12 +78,13 @@ before(async () => {
   const port = await freePort();
   token = randomBytes(24).toString('hex');
   base = `http://127.0.0.1:${port}`;
+  // Started the way `npm run lab` starts it (scripts/lab.sh: --allow-root as root, root_dir), with
+  // the test's port, token and work folder appended (later options win).
   proc = spawn(
-    JUPYTER,
+    'bash',
     [
-      'lab', '--no-browser', '--ip=127.0.0.1', `--port=${port}`, '--port-retries=0', `--ServerApp.root_dir=${WORK}`,
+      path.join(ROOT, 'scripts', 'lab.sh'), '--no-browser', '--ip=127.0.0.1', `--port=${port}`, '--port-retries=0', `--ServerApp.root_dir=${WORK}`,
       `--IdentityProvider.token=${token}`, '--LabApp.news_url=None', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
-      ...(process.getuid?.() === 0 ? ['--allow-root'] : []),
     ],
     {
       cwd: WORK,
@@ -110,6 +113,9 @@ before(async () => {
     if (Date.now() > end) throw new Error(`jupyter lab did not answer at ${base} within 90 s:\n${log}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+  // The server must serve the copies: a marker only WORK holds proves it before anything is saved.
+  const listing = await api<{ content: { name: string }[] }>('/api/contents?content=1');
+  assert.ok(listing.content.some((e) => e.name === MARKER), `jupyter lab serves another folder than ${WORK}: refusing to run (it would save into it)`);
   context = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(scratch, 'chromium-')), {
     executablePath: CHROMIUM,
     headless: true,
@@ -147,7 +153,9 @@ after(async () => {
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-test('JupyterLab is the project-local 4.x with the tslab kernel of this checkout as the default', async () => {
+test('JupyterLab (npm run lab) is the project-local 4.x, prints its URL, and defaults to the tslab kernel of this checkout', async () => {
+  assert.ok(log.includes(`http://127.0.0.1:${new URL(base).port}/lab?token=${token}`), `npm run lab did not print its URL:\n${log}`);
+  assert.match(log, /\.venv\/lib\/python[\d.]+\/site-packages\/jupyterlab/, 'the JupyterLab of .venv');
   const specs = await api<{ default: string; kernelspecs: Record<string, { spec: { argv: string[]; language: string; display_name: string } }> }>('/api/kernelspecs');
   assert.equal(specs.default, 'tslab');
   assert.equal(specs.kernelspecs.tslab?.spec.argv[0], TSLAB, 'the kernel spec comes from .venv, not ~/.local');
