@@ -9,6 +9,10 @@
  *   GPULAB_RESULTS_DIR=dir                       where the JSON goes (default results/local)
  *   GPULAB_WASM_THREADS=n                        run wasm with n worker threads
  *
+ * Where both the native tensorflow backend and wasm exist, it also runs bench/native.ts: the seed
+ * experiment on native and wasm in the same run (ratio printed), a convnet step on both, and the
+ * native matmul kernels (tfjs-node's against gpulab's).
+ *
  * It imports lib modules one by one (not lib/index), so a bundle only pulls what the bench uses;
  * lib/results still loads nodejs-polars (a native module) at import time.
  *
@@ -23,6 +27,7 @@ import * as env from '../lib/env';
 import * as nb from '../lib/notebook';
 import * as results from '../lib/results';
 import * as wasmFast from '../lib/backends/wasm-fast';
+import * as nativeBench from './native';
 import * as suites from './suites';
 
 /** Targets of issue 4 (a benchmark, not a test): reported, never enforced by the exit code. */
@@ -73,6 +78,20 @@ async function main(): Promise<void> {
       console.log(`  skipped: wasm threads are unavailable here (${(err as Error).message.split('\n')[0]})`);
     }
   }
+  let nvw: Awaited<ReturnType<typeof nativeBench.nativeVsWasmSeedSuite>> | null = null;
+  let conv: Awaited<ReturnType<typeof nativeBench.convnetSuite>> | null = null;
+  if (await nativeBench.nativeAndWasmAvailable()) {
+    step('native tensorflow vs wasm: matmul kernels');
+    add(await nativeBench.nativeKernelSuite());
+    step('native tensorflow vs wasm: seed experiment, epochs interleaved');
+    nvw = await nativeBench.nativeVsWasmSeedSuite(ctx);
+    add(nvw);
+    step('native tensorflow vs wasm: convnet training step');
+    conv = await nativeBench.convnetSuite();
+    add(conv);
+  } else {
+    console.log('  native tensorflow vs wasm: skipped (the native backend is not available here; npm run setup:tensorflow builds it)');
+  }
   step('batch sweep');
   add(await suites.batchSweepSuite(ctx));
   step('peak matmul (end)');
@@ -121,6 +140,17 @@ async function main(): Promise<void> {
   }
   if (threads) {
     console.log(`wasm threads: 1 → ${threads.oneThread.toFixed(1)} s, ${threads.threads ?? '?'} → ${threads.twoThreads.toFixed(1)} s (${(threads.oneThread / threads.twoThreads).toFixed(2)}×, projected 5 epochs)`);
+  }
+  if (nvw) {
+    const T = nativeBench.NATIVE_TARGETS;
+    console.log(`native vs wasm, seed experiment 5 epochs (same run, epochs interleaved): native ${nvw.native.toFixed(1)} s ` +
+      `[target ≤${T.seedSeconds} s: ${nvw.native <= T.seedSeconds ? 'met' : 'NOT met'}], native with tfjs-node's kernels ${nvw.nativeStock.toFixed(1)} s, ` +
+      `wasm ${nvw.wasm.toFixed(1)} s → wasm / native = ${(nvw.wasm / nvw.native).toFixed(2)}×`);
+  }
+  if (conv) {
+    const r = conv.wasm / conv.native;
+    console.log(`convnet training step: native ${(conv.native * 1e3).toFixed(0)} ms, wasm ${(conv.wasm * 1e3).toFixed(0)} ms → ${r.toFixed(1)}× ` +
+      `[target ≥${nativeBench.NATIVE_TARGETS.convnetOverWasm}×: ${r >= nativeBench.NATIVE_TARGETS.convnetOverWasm ? 'met' : 'NOT met'}]`);
   }
   if (quick) console.log('quick mode: small subsets, projected; run without GPULAB_QUICK for the real figures.');
   console.log(`${all.length} results → ${file}`);

@@ -437,7 +437,6 @@ function kernelDisplayWriter(): WriteDisplayData | null {
     if (typeof w === 'function') return w;
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const w = (require('tslab/dist/jupyter') as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData;
     return typeof w === 'function' ? w : null;
   } catch {

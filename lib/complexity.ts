@@ -12,8 +12,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { BatchSource } from './data/batches';
 import type { ImageSet } from './data/fashion-mnist';
-import { benchmark } from './timing';
-import { median } from './timing';
+import { benchmark, median } from './timing';
+import { accuracy } from './train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
 import './backends/wasm-conv-grad';
 
@@ -78,28 +78,6 @@ export function forwardFlops(model: tf.LayersModel): number {
   return 2 * macs;
 }
 
-/** Options of {@link evaluateAccuracy}. */
-export interface EvaluateOptions {
-  /** Input layout the model expects (default 'image': [b,28,28,1]). */
-  shape?: 'flat' | 'image';
-  /** Examples per predict call (default 500). */
-  batchSize?: number;
-}
-
-/**
- * Top-1 accuracy of `model` on a whole ImageSet, predicted in batches built on the host
- * (no full-set tensor). Labels must be class indices matching the model's outputs.
- */
-export async function evaluateAccuracy(model: tf.LayersModel, set: ImageSet, options: EvaluateOptions = {}): Promise<number> {
-  const src = new BatchSource(set, { batchSize: options.batchSize ?? 500, shape: options.shape ?? 'image', oneHot: false });
-  let correct = 0;
-  for (const { xs, ys } of src.epoch(0)) {
-    const hits = tf.tidy(() => tf.equal(tf.argMax(model.predict(xs) as tf.Tensor, -1), tf.cast(ys, 'int32')).sum());
-    correct += (await hits.data())[0];
-    tf.dispose([xs, ys, hits]);
-  }
-  return set.count ? correct / set.count : 0;
-}
 
 /** Every measurement of one architecture. */
 export interface ArchMeasurement {
@@ -177,7 +155,7 @@ export async function measureArchitecture(spec: ArchSpec, train: ImageSet, test:
       timedEpochs: timed.length,
       latency1Ms: l1.median * 1e3,
       latency256Ms: l256.median * 1e3,
-      testAccuracy: await evaluateAccuracy(model, test),
+      testAccuracy: await accuracy(model, test),
     };
   } finally {
     model.dispose();

@@ -24,12 +24,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
  * problem; `what` says what the file should hold ("results", "pruning summaries").
  */
 export function readJsonLines<T>(file: string, what: string, check: (value: unknown, where: string) => T): T[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const text = readFileOrThrow(file, what, 'utf8');
   const out: T[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
@@ -42,4 +37,19 @@ export function readJsonLines<T>(file: string, what: string, check: (value: unkn
     out.push(check(v, `${file}:${i + 1}`));
   });
   return out;
+}
+
+/**
+ * Read a file, or throw an Error that names the file, what it should hold and why it could not
+ * be read: `data/x.csv: cannot read nvidia-smi CSV (ENOENT)`. Without `encoding` the bytes come
+ * back as a Buffer.
+ */
+export function readFileOrThrow(file: string, what: string): Buffer;
+export function readFileOrThrow(file: string, what: string, encoding: BufferEncoding): string;
+export function readFileOrThrow(file: string, what: string, encoding?: BufferEncoding): string | Buffer {
+  try {
+    return encoding ? fs.readFileSync(file, encoding) : fs.readFileSync(file);
+  } catch (err) {
+    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

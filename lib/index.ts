@@ -1,51 +1,63 @@
 /**
- * gpulab: the shared library of the notebooks. One line in the first cell imports it all:
+ * gpulab: the shared library of the notebooks. The first cell imports what it needs from here:
  *
  * ```ts
- * import { tf, pl, device, timing, charts, nb, results, env, data } from 'gpulab';
+ * import { tf, pl, device, timing, charts, nb, env, data, train, setup } from 'gpulab';
  * ```
  *
- * `tf` and `pl` are the same TensorFlow.js and nodejs-polars instances the library uses.
+ * `tf` and `pl` are the same TensorFlow.js and nodejs-polars instances the library uses. The
+ * other exports are one namespace per module, by role:
+ *
+ * - core measurement and reporting: `device` (backend choice), `timing` (warm-up, sync,
+ *   repeats), `memory` (peaks, leaks, step memory), `monitor` (sampler, nvidia-smi, kernel
+ *   profile, pipeline split), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
+ *   `env` (paths, quick mode);
+ * - data: `data` (Fashion-MNIST or its stand-in, IDX, batching, tabular), `imageDirectory`
+ *   (streaming and writing class-per-folder image trees);
+ * - models and training: `train` (seed models, training loop, `fit`), `modelIO` (atomic model
+ *   save/load with float32/float16/uint8 weight storage);
+ * - techniques: `precision`, `transfer`, `pruning`, `complexity`;
+ * - backends: `wasmFast`, `wasmConvGrad`, `webgpu` and `native`, providers and tfjs 4.22
+ *   patches that register on import;
+ * - experiments: `experiments` (the measurements notebooks 01/02 and the bench share, and
+ *   `experiments.transferSource`, notebook 06's source task).
  */
 export * as tf from '@tensorflow/tfjs';
 export { default as pl } from 'nodejs-polars';
+
+// --- core measurement and reporting ---
 export * as device from './backends/device';
 export * as timing from './timing';
-export * as charts from './charts';
+export * as memory from './memory';
+export * as monitor from './monitor';
+export * as flops from './flops';
 export * as results from './results';
-export * as env from './env';
+export * as charts from './charts';
 export * as nb from './notebook';
 export { setup } from './notebook';
+export * as env from './env';
 
-// --- data layer (issue 3) ---
+// --- data ---
 export * as data from './data';
-
-
-// --- training, wasm speed-ups (issue 4) ---
-export * as wasmFast from './backends/wasm-fast';
-export * as flops from './flops';
-export * as train from './train';
-export * as experiments from './experiments';
-
-
-// --- memory management, precision (issue 5) ---
 export * as imageDirectory from './data/image-directory';
-export * as memory from './memory';
+
+// --- models and training ---
+export * as train from './train';
+export * as modelIO from './model-io';
+
+// --- techniques ---
 export * as precision from './precision';
-
-
-// --- transfer learning, pruning (issue 6) ---
 export * as transfer from './transfer';
 export * as pruning from './pruning';
 export * as complexity from './complexity';
+
+// --- backends: providers and patches that run on import ---
+export * as wasmFast from './backends/wasm-fast';
 /** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
 export * as wasmConvGrad from './backends/wasm-conv-grad';
-
-
-// --- monitoring and profiling (issue 7) ---
-export * as monitor from './monitor';
-
-
-// --- webgpu (issue 8) ---
 export * as webgpu from './backends/webgpu';
 
+export * as native from './backends/native';
+
+// --- experiments: fixtures that serve one notebook each ---
+export * as experiments from './experiments';

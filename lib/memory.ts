@@ -1,7 +1,12 @@
 /**
- * Memory management measured: the peak memory of a piece of work (sampled while it runs, with
- * issue 7's `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget
- * or a real allocation failure.
+ * Memory, measured: the one home of memory accounting.
+ *
+ * - Peak memory of a piece of work ({@link measurePeakMemory}, sampled while it runs with
+ *   `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget or a
+ *   real allocation failure ({@link findMaxBatchSize}).
+ * - Tensors a piece of work leaves behind ({@link leakGuard}) and per epoch of a loop
+ *   ({@link trackEpochMemory} / {@link leakVerdict}; also exported as `monitor.*`).
+ * - The tensor memory of one training step ({@link stepMemory}, from `tf.profile`).
  *
  * Peak memory has three parts, read together:
  * - `rss`: the process's resident memory, everything including the wasm heap (which grows and
@@ -12,7 +17,10 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
-import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor';
+import pl from 'nodejs-polars';
+import { MB, f64, str } from './monitor/columns';
+import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor/sampler';
+import { lossFn, seedOptimizer, trainableVariables, type Batch, type LossFn, type LossName } from './train';
 
 /** Peaks of a sampled run, absolute and above the baseline taken when it started. */
 export interface PeakMemory {
@@ -264,4 +272,149 @@ export async function findMaxBatchSize(step: (batchSize: number) => unknown | Pr
     good = lo;
   }
   return { best: good, budgetBytes: options.budgetBytes, trials, stoppedBy, failure };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-leak accounting
+// ---------------------------------------------------------------------------------------------
+
+/** `tf.memory()` after one epoch of a loop. */
+export interface EpochMemory {
+  variant: string;
+  /** 0 = before the first epoch; 1..n after each epoch. */
+  epoch: number;
+  numTensors: number;
+  numBytes: number;
+  /** Growth since epoch 0. */
+  tensorsAdded: number;
+  bytesAdded: number;
+}
+
+/**
+ * Run `runEpoch(e)` for `epochs` epochs and record `tf.memory()` before the first and after each
+ * one. A loop that leaks shows `numTensors` growing epoch after epoch.
+ */
+export async function trackEpochMemory(variant: string, epochs: number, runEpoch: (epoch: number) => void | Promise<void>): Promise<EpochMemory[]> {
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`trackEpochMemory(${variant}): epochs must be ≥ 1, got ${epochs}`);
+  const m0 = tf.memory();
+  const rows: EpochMemory[] = [{ variant, epoch: 0, numTensors: m0.numTensors, numBytes: m0.numBytes, tensorsAdded: 0, bytesAdded: 0 }];
+  for (let e = 0; e < epochs; e++) {
+    await runEpoch(e);
+    const m = tf.memory();
+    rows.push({ variant, epoch: e + 1, numTensors: m.numTensors, numBytes: m.numBytes, tensorsAdded: m.numTensors - m0.numTensors, bytesAdded: m.numBytes - m0.numBytes });
+  }
+  return rows;
+}
+
+/** The verdict of {@link leakVerdict}. */
+export interface LeakVerdict {
+  variant: string;
+  /** True when tensors keep piling up after the first epoch. */
+  leaking: boolean;
+  /** Average growth per epoch after the first (the first may allocate once, e.g. optimizer slots). */
+  tensorsPerEpoch: number;
+  bytesPerEpoch: number;
+  /** Total growth over the whole run. */
+  tensorsAdded: number;
+  bytesAdded: number;
+  /** One sentence for a notebook. */
+  summary: string;
+}
+
+/**
+ * Decide whether a loop leaks from its {@link trackEpochMemory} rows. Growth during the first
+ * epoch is allowed (optimizers create their slots then); a loop leaks when `numTensors` grows in
+ * every later epoch. Needs at least 2 epochs.
+ */
+export function leakVerdict(rows: readonly EpochMemory[]): LeakVerdict {
+  if (rows.length < 3) throw new Error(`leakVerdict(${rows[0]?.variant ?? '?'}): needs at least 2 epochs (3 rows), got ${rows.length} rows`);
+  const variant = rows[0].variant;
+  const later = rows.slice(1);
+  const steps = later.slice(1).map((r, i) => r.numTensors - later[i].numTensors);
+  const leaking = steps.every((d) => d > 0);
+  const n = later.length - 1;
+  const tensorsPerEpoch = (later[later.length - 1].numTensors - later[0].numTensors) / n;
+  const bytesPerEpoch = (later[later.length - 1].numBytes - later[0].numBytes) / n;
+  const last = rows[rows.length - 1];
+  const summary = leaking
+    ? `${variant}: leaks ≈${Math.round(tensorsPerEpoch)} tensors (${(bytesPerEpoch / MB).toFixed(2)} MB) per epoch; ${last.tensorsAdded} tensors after ${rows.length - 1} epochs.`
+    : `${variant}: no growth after the first epoch (${last.tensorsAdded} tensors kept in total, e.g. optimizer slots).`;
+  return { variant, leaking, tensorsPerEpoch, bytesPerEpoch, tensorsAdded: last.tensorsAdded, bytesAdded: last.bytesAdded, summary };
+}
+
+/** {@link EpochMemory} rows as a DataFrame (`variant, epoch, num_tensors, mb, tensors_added, mb_added`). */
+export function epochMemoryToDataFrame(rows: readonly EpochMemory[]): pl.DataFrame {
+  return pl.DataFrame([
+    str('variant', rows.map((r) => r.variant)),
+    f64('epoch', rows.map((r) => r.epoch)),
+    f64('num_tensors', rows.map((r) => r.numTensors)),
+    f64('mb', rows.map((r) => r.numBytes / MB)),
+    f64('tensors_added', rows.map((r) => r.tensorsAdded)),
+    f64('mb_added', rows.map((r) => r.bytesAdded / MB)),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensors kept by a piece of work, and the memory of one training step
+// ---------------------------------------------------------------------------------------------
+
+/** Tensor and byte counts before and after a piece of work. */
+export interface LeakReport {
+  before: { numTensors: number; numBytes: number };
+  after: { numTensors: number; numBytes: number };
+  /** Tensors still alive that were not alive before. */
+  leakedTensors: number;
+  leakedBytes: number;
+}
+
+/**
+ * Run `fn` and report `tf.memory()` before and after. With `{ throwOnLeak: true }` a growth in
+ * `numTensors` throws (naming `label`), which is how tests catch leaks.
+ */
+export async function leakGuard<T>(
+  label: string,
+  fn: () => T | Promise<T>,
+  options: { throwOnLeak?: boolean } = {},
+): Promise<{ value: T; report: LeakReport }> {
+  const m0 = tf.memory();
+  const before = { numTensors: m0.numTensors, numBytes: m0.numBytes };
+  const value = await fn();
+  const m1 = tf.memory();
+  const after = { numTensors: m1.numTensors, numBytes: m1.numBytes };
+  const report: LeakReport = {
+    before,
+    after,
+    leakedTensors: after.numTensors - before.numTensors,
+    leakedBytes: after.numBytes - before.numBytes,
+  };
+  if (options.throwOnLeak && report.leakedTensors > 0) {
+    throw new Error(`${label}: leaked ${report.leakedTensors} tensors (${report.leakedBytes} bytes)`);
+  }
+  return { value, report };
+}
+
+/** Memory of one training step, from `tf.profile`. */
+export interface StepMemory {
+  /** Highest tensor bytes alive during the step (everything, weights and data included). */
+  peakBytes: number;
+  /** Bytes alive just before the step. */
+  beforeBytes: number;
+  /** peakBytes − beforeBytes: activations, gradients and temporaries of this batch. */
+  stepBytes: number;
+}
+
+/**
+ * Profile one training step on `batch` and report its peak tensor memory. The step really
+ * updates the weights (use a throw-away model or optimiser if that matters).
+ */
+export async function stepMemory(model: tf.LayersModel, batch: Batch, options: { optimizer?: tf.Optimizer; loss?: LossName | LossFn } = {}): Promise<StepMemory> {
+  const optimizer = options.optimizer ?? seedOptimizer();
+  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
+  const vars = trainableVariables(model);
+  const beforeBytes = tf.memory().numBytes;
+  const info = await tf.profile(() => {
+    const l = optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars);
+    l?.dispose();
+  });
+  return { peakBytes: info.peakBytes, beforeBytes, stepBytes: info.peakBytes - beforeBytes };
 }

@@ -67,6 +67,7 @@ export function bannerText(info: DeviceInfo): string {
     `Backend: ${deviceLabel(info)}`,
     `Machine: ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB, ${info.platform}`,
     `Versions: tfjs ${v.tfjs} (${v.backendPackage ?? 'core'}), Node ${v.node}, tslab ${v.tslab ?? 'n/a'}`,
+    ...(info.native ? [`TensorFlow: ${info.native.tfVersion} on ${info.native.device}, ${info.native.library ?? 'library path unknown'}`] : []),
     `Mode: ${modeLabel()}`,
   ].join('\n');
 }
@@ -79,6 +80,11 @@ export async function setup(request?: BackendName | 'auto'): Promise<DeviceInfo>
   const info = await useBackend(request);
   console.log(bannerText(info));
   if (info.fallbackNote) notice(info.fallbackNote);
+  else if (info.backend !== 'tensorflow') {
+    // Say why the native TensorFlow backend (faster than wasm on the CPU) did not run.
+    const native = (await listBackends()).find((p) => p.name === 'tensorflow' && !p.available);
+    if (native) console.log(`Native TensorFlow backend: unavailable (${native.reason ?? 'no reason given'})`);
+  }
   return info;
 }
 
@@ -92,4 +98,17 @@ export async function backendTable(): Promise<Row[]> {
     rank: p.rank,
     note: p.reason ?? '',
   }));
+}
+
+/**
+ * A measured time compared with a baseline, in words that follow the numbers: `'2.3× faster'`,
+ * `'1.4× slower'`, or `'about as fast (1.03×)'` when the two are within `tolerance` (default 10 %)
+ * of each other; `'not measured'` when either time is missing or not positive. Summaries use it
+ * instead of writing "faster" next to a ratio that may have come out below 1.
+ */
+export function speedup(baselineSeconds: number, seconds: number, tolerance = 0.1): string {
+  if (!(baselineSeconds > 0) || !(seconds > 0) || !Number.isFinite(baselineSeconds) || !Number.isFinite(seconds)) return 'not measured';
+  const ratio = baselineSeconds / seconds;
+  if (Math.abs(ratio - 1) <= tolerance) return `about as fast (${ratio.toFixed(2)}×)`;
+  return ratio > 1 ? `${ratio.toFixed(ratio < 10 ? 2 : 1)}× faster` : `${(1 / ratio).toFixed(1 / ratio < 10 ? 2 : 1)}× slower`;
 }

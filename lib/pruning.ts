@@ -529,51 +529,6 @@ export function stripPruning(model: tf.LayersModel): tf.LayersModel {
 // Measuring
 // ---------------------------------------------------------------------------------------------
 
-/**
- * A Keras-style per-epoch log (`Epoch 1/10` then `32/32 - 1s 47ms/step - loss: 0.7258 -
- * accuracy: 0.5060`), like the output the article shows for `model.fit`. Lines go to `print`
- * (default console.log) and are kept in `lines`.
- */
-export class EpochLog extends tf.Callback {
-  /** Every line printed. */
-  readonly lines: string[] = [];
-  private t0 = 0;
-  private steps = 0;
-
-  constructor(private readonly print: (line: string) => void = (l) => console.log(l)) {
-    super();
-  }
-
-  private out(line: string): void {
-    this.lines.push(line);
-    this.print(line);
-  }
-
-  /** Prints `Epoch i/N`. */
-  override async onEpochBegin(epoch: number): Promise<void> {
-    this.out(`Epoch ${epoch + 1}/${this.params?.epochs ?? '?'}`);
-    this.t0 = performance.now();
-    this.steps = 0;
-  }
-
-  /** Counts steps. */
-  override async onBatchEnd(): Promise<void> {
-    this.steps++;
-  }
-
-  /** Prints steps, time, ms/step and every metric in the logs. */
-  override async onEpochEnd(_epoch: number, logs?: tf.Logs): Promise<void> {
-    const ms = performance.now() - this.t0;
-    const parts: string[] = [];
-    // Subclassed callbacks may get unresolved logs (scalar tensors) from tfjs.
-    for (const [k, v] of Object.entries((logs ?? {}) as Record<string, number | tf.Tensor>)) {
-      const x = v instanceof tf.Tensor ? (await v.data())[0] : Number(v);
-      parts.push(`${k === 'acc' ? 'accuracy' : k === 'val_acc' ? 'val_accuracy' : k}: ${x.toFixed(4)}`);
-    }
-    const metrics = parts.join(' - ');
-    this.out(`${this.steps}/${this.steps} [==============================] - ${Math.round(ms / 1000)}s ${Math.round(ms / Math.max(1, this.steps))}ms/step - ${metrics}`);
-  }
-}
 
 /** One row of {@link sparsityReport}. */
 export interface SparsityRow {

@@ -91,38 +91,3 @@ export async function benchmark(
   }
   return { ...summarize(samples), device: describeDevice() };
 }
-
-/** Tensor and byte counts before and after a piece of work. */
-export interface LeakReport {
-  before: { numTensors: number; numBytes: number };
-  after: { numTensors: number; numBytes: number };
-  /** Tensors still alive that were not alive before. */
-  leakedTensors: number;
-  leakedBytes: number;
-}
-
-/**
- * Run `fn` and report `tf.memory()` before and after. With `{ throwOnLeak: true }` a growth in
- * `numTensors` throws (naming `label`), which is how tests catch leaks.
- */
-export async function leakGuard<T>(
-  label: string,
-  fn: () => T | Promise<T>,
-  options: { throwOnLeak?: boolean } = {},
-): Promise<{ value: T; report: LeakReport }> {
-  const m0 = tf.memory();
-  const before = { numTensors: m0.numTensors, numBytes: m0.numBytes };
-  const value = await fn();
-  const m1 = tf.memory();
-  const after = { numTensors: m1.numTensors, numBytes: m1.numBytes };
-  const report: LeakReport = {
-    before,
-    after,
-    leakedTensors: after.numTensors - before.numTensors,
-    leakedBytes: after.numBytes - before.numBytes,
-  };
-  if (options.throwOnLeak && report.leakedTensors > 0) {
-    throw new Error(`${label}: leaked ${report.leakedTensors} tensors (${report.leakedBytes} bytes)`);
-  }
-  return { value, report };
-}

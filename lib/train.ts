@@ -17,7 +17,8 @@
  * time split. {@link fit} wraps `model.fit` with the same callbacks and epoch logs.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch as DataBatch } from './data/batches';
+import { BatchSource, type Batch as DataBatch } from './data/batches';
+import type { ImageSet } from './data/fashion-mnist';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models
@@ -57,6 +58,11 @@ export interface MlpOptions extends ModelOptions {
   activation?: 'relu' | 'tanh' | 'sigmoid' | 'elu';
   /** Output activation (default linear: logits, to pair with softmax cross-entropy on logits). */
   outputActivation?: 'linear' | 'softmax' | 'sigmoid';
+  /**
+   * The shape of one input when it is not flat, e.g. `[28, 28, 1]` for image batches: a Flatten
+   * layer comes first. Its size must equal `inputs`.
+   */
+  inputShape?: readonly number[];
 }
 
 /**
@@ -72,26 +78,35 @@ export function mlp(options: MlpOptions = {}): tf.Sequential {
     if (!Number.isInteger(w) || w < 1) throw new Error(`mlp: layer widths must be positive integers, got [${[inputs, ...hidden, outputs]}]`);
   }
   const model = tf.sequential();
+  const shape = options.inputShape;
+  if (shape) {
+    if (shape.reduce((a, b) => a * b, 1) !== inputs) throw new Error(`mlp: inputShape [${shape}] has ${shape.reduce((a, b) => a * b, 1)} values, but inputs is ${inputs}`);
+    model.add(tf.layers.flatten({ inputShape: [...shape] }));
+  }
+  const first = shape ? {} : { inputShape: [inputs] };
   hidden.forEach((units, i) => {
     model.add(tf.layers.dense({
       units,
       activation: options.activation ?? 'relu',
       kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }),
-      ...(i === 0 ? { inputShape: [inputs] } : {}),
+      ...(i === 0 ? first : {}),
     }));
   });
   model.add(tf.layers.dense({
     units: outputs,
     activation: options.outputActivation ?? 'linear',
     kernelInitializer: tf.initializers.glorotUniform({ seed: seed + hidden.length }),
-    ...(hidden.length === 0 ? { inputShape: [inputs] } : {}),
+    ...(hidden.length === 0 ? first : {}),
   }));
   return model;
 }
 
-/** The article's `SimpleNN`: 784 → 500 (ReLU) → 10 logits. */
-export function simpleNN(options: ModelOptions = {}): tf.Sequential {
-  return mlp({ inputs: 784, hidden: [500], outputs: 10, seed: options.seed });
+/**
+ * The article's `SimpleNN`: 784 → 500 (ReLU) → 10 logits. With `inputShape: [28, 28, 1]` it takes
+ * image-shaped batches (a Flatten layer first), as Keras's `flow_from_directory` yields them.
+ */
+export function simpleNN(options: ModelOptions & Pick<MlpOptions, 'inputShape'> = {}): tf.Sequential {
+  return mlp({ inputs: 784, hidden: [500], outputs: 10, seed: options.seed, inputShape: options.inputShape });
 }
 
 /** The article's optimiser for SimpleNN: SGD with lr 0.001 and momentum 0.9. */
@@ -169,7 +184,8 @@ export type LossName = 'softmaxCrossEntropy' | 'sigmoidCrossEntropy' | 'meanSqua
 /** A loss: `(targets, outputs) => scalar`. */
 export type LossFn = (ys: tf.Tensor, outputs: tf.Tensor) => tf.Scalar;
 
-function lossFn(loss: LossName | LossFn): LossFn {
+/** The loss function for a name (or the function itself): `(targets, outputs) => scalar`. */
+export function lossFn(loss: LossName | LossFn): LossFn {
   if (typeof loss === 'function') return loss;
   switch (loss) {
     case 'softmaxCrossEntropy':
@@ -381,14 +397,33 @@ async function syncBackend(t: tf.Tensor): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation and memory
+// Evaluation
 // ---------------------------------------------------------------------------------------------
 
+/** Options of {@link accuracy}. */
+export interface AccuracyOptions {
+  /** Dispose each batch after use (default true). Batches built from an ImageSet are always disposed. */
+  disposeBatches?: boolean;
+  /** With an ImageSet: the input layout the model expects (default 'image': [b,28,28,1]). */
+  shape?: 'flat' | 'image';
+  /** With an ImageSet: examples per predict call (default 500). */
+  batchSize?: number;
+}
+
+function isImageSet(x: unknown): x is ImageSet {
+  return typeof x === 'object' && x !== null && 'images' in x && 'labels' in x && 'count' in x;
+}
+
 /**
- * Classification accuracy of `model` over batches (one-hot or integer targets), computed batch
- * by batch so no large tensor is built. Disposes the batches unless `disposeBatches: false`.
+ * Top-1 classification accuracy of `model` over batches (one-hot or integer targets) or over a
+ * whole ImageSet (batched on the host with `data.BatchSource`; labels are class indices),
+ * computed batch by batch so no large tensor is built. Throws when there is nothing to count.
  */
-export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> | AsyncIterable<Batch>, options: { disposeBatches?: boolean } = {}): Promise<number> {
+export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> | AsyncIterable<Batch> | ImageSet, options: AccuracyOptions = {}): Promise<number> {
+  if (isImageSet(batches)) {
+    const src = new BatchSource(batches, { batchSize: options.batchSize ?? 500, shape: options.shape ?? 'image', oneHot: false });
+    return accuracy(model, src.epoch(0), { disposeBatches: true });
+  }
   let correct = 0;
   let total = 0;
   for await (const { xs, ys } of asAsync(batches)) {
@@ -402,34 +437,8 @@ export async function accuracy(model: tf.LayersModel, batches: Iterable<Batch> |
     hits.dispose();
     if (options.disposeBatches ?? true) tf.dispose([xs, ys]);
   }
-  if (total === 0) throw new Error('accuracy: no batches');
+  if (total === 0) throw new Error('accuracy: no batches (an empty set?)');
   return correct / total;
-}
-
-/** Memory of one training step, from `tf.profile`. */
-export interface StepMemory {
-  /** Highest tensor bytes alive during the step (everything, weights and data included). */
-  peakBytes: number;
-  /** Bytes alive just before the step. */
-  beforeBytes: number;
-  /** peakBytes − beforeBytes: activations, gradients and temporaries of this batch. */
-  stepBytes: number;
-}
-
-/**
- * Profile one training step on `batch` and report its peak tensor memory. The step really
- * updates the weights (use a throw-away model or optimiser if that matters).
- */
-export async function stepMemory(model: tf.LayersModel, batch: Batch, options: { optimizer?: tf.Optimizer; loss?: LossName | LossFn } = {}): Promise<StepMemory> {
-  const optimizer = options.optimizer ?? seedOptimizer();
-  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
-  const vars = trainableVariables(model);
-  const beforeBytes = tf.memory().numBytes;
-  const info = await tf.profile(() => {
-    const l = optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars);
-    l?.dispose();
-  });
-  return { peakBytes: info.peakBytes, beforeBytes, stepBytes: info.peakBytes - beforeBytes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,7 +451,7 @@ export interface FitOptions {
   epochs: number;
   /** Default true (tfjs's default). */
   shuffle?: boolean;
-  /** Print a Keras-style line per epoch ("Epoch 1/10 … loss: … - acc: …"). Default false. */
+  /** Print a Keras-style line per epoch ({@link KerasEpochLog}). Default false. */
   log?: boolean | ((line: string) => void);
   /** Stop after the epoch in which this many wall seconds have passed. */
   maxSeconds?: number;
@@ -464,11 +473,57 @@ export interface FitResult {
   history: tf.History;
 }
 
-/** A Keras-style epoch line: `Epoch 3/10 - 12ms - loss: 0.6912 - acc: 0.5000`. */
-export function kerasEpochLine(epoch: number, epochs: number, seconds: number, logs: Record<string, number>): string {
-  const time = seconds >= 1 ? `${seconds.toFixed(1)}s` : `${(seconds * 1e3).toFixed(0)}ms`;
-  const metrics = Object.entries(logs).map(([k, v]) => `${k}: ${v.toFixed(4)}`);
-  return [`Epoch ${epoch + 1}/${epochs}`, time, ...metrics].join(' - ');
+/**
+ * The Keras-style epoch line, one format for every logger in gpulab:
+ * `Epoch 3/10 - 32/32 - 1.2s 37ms/step - loss: 0.6912 - accuracy: 0.5000`. The step part is left
+ * out when `steps` is not given (or 0); times under a second print as ms; tfjs's `acc`/`val_acc`
+ * print under Keras's names `accuracy`/`val_accuracy`.
+ */
+export function kerasEpochLine(epoch: number, epochs: number | undefined, seconds: number, logs: Record<string, number>, steps?: number): string {
+  const fmt = (sec: number) => (sec >= 1 ? `${sec.toFixed(1)}s` : `${(sec * 1e3).toFixed(0)}ms`);
+  const time = steps ? `${steps}/${steps} - ${fmt(seconds)} ${(seconds * 1e3 / steps).toFixed(0)}ms/step` : fmt(seconds);
+  const metrics = Object.entries(logs).map(([k, v]) => `${k === 'acc' ? 'accuracy' : k === 'val_acc' ? 'val_accuracy' : k}: ${v.toFixed(4)}`);
+  return [`Epoch ${epoch + 1}/${epochs ?? '?'}`, time, ...metrics].join(' - ');
+}
+
+/**
+ * A tfjs callback that prints one {@link kerasEpochLine} per epoch (steps, time, ms/step and every
+ * metric), like the output the article shows for Keras's `model.fit`. Lines go to `print`
+ * (default console.log) and are kept in `lines`. Works with `fit` and `fitDataset`.
+ */
+export class KerasEpochLog extends tf.Callback {
+  /** Every line printed. */
+  readonly lines: string[] = [];
+  private t0 = 0;
+  private steps = 0;
+
+  constructor(private readonly print: (line: string) => void = (l) => console.log(l)) {
+    super();
+  }
+
+  /** Starts the epoch's clock. */
+  override async onEpochBegin(): Promise<void> {
+    this.t0 = performance.now();
+    this.steps = 0;
+  }
+
+  /** Counts steps. */
+  override async onBatchEnd(): Promise<void> {
+    this.steps++;
+  }
+
+  /** Prints the epoch's line. */
+  override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
+    const seconds = (performance.now() - this.t0) / 1e3;
+    const values: Record<string, number> = {};
+    // Subclassed callbacks may get unresolved logs (scalar tensors) from tfjs.
+    for (const [k, v] of Object.entries((logs ?? {}) as Record<string, number | tf.Tensor>)) {
+      values[k] = v instanceof tf.Tensor ? (await v.data())[0] : Number(v);
+    }
+    const line = kerasEpochLine(epoch, this.params?.epochs as number | undefined, seconds, values, this.steps);
+    this.lines.push(line);
+    this.print(line);
+  }
 }
 
 /**
@@ -492,7 +547,6 @@ export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys
     onEpochEnd: async (epoch, logs) => {
       const rec: FitEpochLog = { epoch, seconds: now() - e0, logs: { ...(logs ?? {}) } as Record<string, number> };
       epochs.push(rec);
-      print?.(kerasEpochLine(epoch, options.epochs, rec.seconds, rec.logs));
       if (options.onEpochEnd) await options.onEpochEnd(rec);
       if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) model.stopTraining = true;
     },
@@ -502,7 +556,7 @@ export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys
     epochs: options.epochs,
     shuffle: options.shuffle ?? true,
     verbose: 0,
-    callbacks: [callback],
+    callbacks: print ? [callback, new KerasEpochLog(print)] : [callback],
   });
   return { epochs, seconds: now() - t0, history };
 }

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 # The project-local Jupyter in .venv/ + the tslab kernel (notebook, JupyterLab and export tests)
 bash scripts/setup-jupyter.sh
 
+# The native TensorFlow backend (tfjs-node built against pip's TensorFlow 2.21; issue 15).
+# A failure is reported and the suite carries on: test/backends/native.test.ts then fails under CI.
+node scripts/setup-tensorflow.cjs --optional
+
 # Software Vulkan for the WebGPU correctness suite (issue 8)
 bash scripts/setup-vulkan.sh
 

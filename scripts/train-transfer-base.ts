@@ -8,7 +8,7 @@
  *
  * Options: --examples N, --epochs N, --batch N, --seed N, --dir PATH, --force (retrain even if saved).
  */
-import { transfer, data, setup } from '../lib';
+import { experiments, data, setup } from '../lib';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   await setup();
   const ds = await data.loadFashionMnist();
   if (ds.source !== 'fashion-mnist') console.log(`NOTICE: ${data.standInNotice(ds)}`);
-  const r = await transfer.ensureSourceBase({
+  const r = await experiments.transferSource.ensureSourceBase({
     ds,
     dir: arg('dir'),
     trainExamples: intArg('examples'),

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/device';
 import '../lib/backends/wasm-conv-grad';
 import * as complexity from '../lib/complexity';
+import * as train from '../lib/train';
 import { paretoFrontier } from '../lib/charts';
 
 before(async () => {
@@ -31,12 +32,13 @@ test('buildArchitecture: parameter counts and FLOPs of MLPs and convnets', () =>
   cnn.dispose();
 });
 
-test('evaluateAccuracy counts correct top-1 predictions over batches', async () => {
+test('train.accuracy on an ImageSet counts correct top-1 predictions over batches; an empty set throws', async () => {
   const set = tinySet(30); // labels 0..9 three times
   // A model that always predicts class 3: bias only.
   const m = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 10, kernelInitializer: 'zeros', biasInitializer: 'zeros' })] });
   tf.tidy(() => m.layers[1].setWeights([tf.zeros([784, 10]), tf.oneHot(3, 10).toFloat()]));
-  assert.equal(await complexity.evaluateAccuracy(m, set, { batchSize: 7 }), 3 / 30);
+  assert.equal(await train.accuracy(m, set, { batchSize: 7 }), 3 / 30);
+  await assert.rejects(train.accuracy(m, { ...set, count: 0, images: new Uint8Array(0), labels: new Uint8Array(0) }), /no batches/);
   m.dispose();
 });
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/device';
 import * as memory from '../lib/memory';
+import * as train from '../lib/train';
 
 test('measurePeakMemory sees a host array and a tensor that were freed before it ended', async () => {
   await useBackend('cpu');
@@ -87,4 +88,71 @@ test('findMaxBatchSize catches an allocation failure, reports it and backs off; 
   assert.deepEqual(capped.trials.map((t) => t.batchSize), [1, 2, 4, 6]);
   await assert.rejects(memory.findMaxBatchSize(() => { throw new TypeError('bug in the step'); }, { budgetBytes: 1e9 }), /bug in the step/);
   await assert.rejects(memory.findMaxBatchSize(() => undefined, { budgetBytes: 0 }), /budgetBytes must be > 0/);
+});
+
+test('leakGuard reports a planted leak and throws when asked', async () => {
+  const { report } = await memory.leakGuard('clean', () => tf.tidy(() => tf.ones([4]).add(1).sum().dataSync()[0]));
+  assert.equal(report.leakedTensors, 0);
+  const kept: tf.Tensor[] = [];
+  const leaky = await memory.leakGuard('leaky', () => {
+    kept.push(tf.ones([10]), tf.zeros([5]));
+  });
+  assert.equal(leaky.report.leakedTensors, 2);
+  assert.equal(leaky.report.leakedBytes, 60);
+  await assert.rejects(memory.leakGuard('planted', () => { kept.push(tf.ones([1])); }, { throwOnLeak: true }), /planted: leaked 1 tensors/);
+  tf.dispose(kept);
+});
+
+test('stepMemory grows with the batch size', async () => {
+  await useBackend('wasm');
+  const model = train.mlp({ inputs: 64, hidden: [128], outputs: 10 });
+  const mem = async (n: number) => {
+    const batch = { xs: tf.randomNormal([n, 64]), ys: tf.oneHot(tf.zeros([n], 'int32'), 10) };
+    const m = await memory.stepMemory(model, batch);
+    tf.dispose([batch.xs, batch.ys]);
+    return m;
+  };
+  const small = await mem(8);
+  const big = await mem(512);
+  assert.ok(small.peakBytes >= small.beforeBytes);
+  assert.ok(big.stepBytes > small.stepBytes * 10, `${small.stepBytes} vs ${big.stepBytes}`);
+});
+
+test('the leak helper detects a planted leak and clears a tidy loop', async () => {
+  await useBackend('wasm');
+  const w = tf.variable(tf.zeros([10]));
+  const kept: tf.Tensor[] = [];
+  const leaky = await memory.trackEpochMemory('leaky', 4, () => {
+    for (let b = 0; b < 3; b++) {
+      const g = tf.ones([10]).mul(0.1); // two tensors per batch, never disposed
+      w.assign(w.sub(g));
+      kept.push(g);
+    }
+  });
+  const clean = await memory.trackEpochMemory('tidy', 4, () => {
+    for (let b = 0; b < 3; b++) tf.tidy(() => w.assign(w.sub(tf.ones([10]).mul(0.1))));
+  });
+  let slot: tf.Tensor | null = null;
+  const oneOff = await memory.trackEpochMemory('slots in epoch 1', 3, () => {
+    if (!slot) slot = tf.zeros([100]); // allocated once, like optimizer slots
+  });
+  const v1 = memory.leakVerdict(leaky);
+  const v2 = memory.leakVerdict(clean);
+  const v3 = memory.leakVerdict(oneOff);
+  assert.equal(v1.leaking, true);
+  assert.equal(v1.tensorsPerEpoch, 9, '3 batches × (ones, mul, sub) per epoch');
+  assert.equal(v1.bytesPerEpoch, 9 * 40);
+  assert.equal(leaky[4].tensorsAdded, 36);
+  assert.match(v1.summary, /leaky: leaks ≈9 tensors/);
+  assert.equal(v2.leaking, false);
+  assert.equal(v2.tensorsAdded, 0);
+  assert.equal(v3.leaking, false, 'a one-off allocation in the first epoch is not a leak');
+  assert.equal(v3.tensorsAdded, 1);
+  assert.throws(() => memory.leakVerdict(leaky.slice(0, 2)), /needs at least 2 epochs/);
+  await assert.rejects(memory.trackEpochMemory('x', 0, () => {}), /epochs must be ≥ 1/);
+  const df = memory.epochMemoryToDataFrame([...leaky, ...clean]);
+  assert.equal(df.height, 10);
+  assert.deepEqual(df.columns, ['variant', 'epoch', 'num_tensors', 'mb', 'tensors_added', 'mb_added']);
+  tf.dispose(kept);
+  tf.dispose(slot ? [slot, w] : [w]);
 });

@@ -373,47 +373,6 @@ test('explainTimers says what tf.time means on each backend', () => {
   assert.match(monitor.explainTimers('mystery'), /depends on the backend/);
 });
 
-// ---------------------------------------------------------------- leaks
-
-test('the leak helper detects a planted leak and clears a tidy loop', async () => {
-  await useBackend('wasm');
-  const w = tf.variable(tf.zeros([10]));
-  const kept: tf.Tensor[] = [];
-  const leaky = await monitor.trackEpochMemory('leaky', 4, () => {
-    for (let b = 0; b < 3; b++) {
-      const g = tf.ones([10]).mul(0.1); // two tensors per batch, never disposed
-      w.assign(w.sub(g));
-      kept.push(g);
-    }
-  });
-  const clean = await monitor.trackEpochMemory('tidy', 4, () => {
-    for (let b = 0; b < 3; b++) tf.tidy(() => w.assign(w.sub(tf.ones([10]).mul(0.1))));
-  });
-  let slot: tf.Tensor | null = null;
-  const oneOff = await monitor.trackEpochMemory('slots in epoch 1', 3, () => {
-    if (!slot) slot = tf.zeros([100]); // allocated once, like optimizer slots
-  });
-  const v1 = monitor.leakVerdict(leaky);
-  const v2 = monitor.leakVerdict(clean);
-  const v3 = monitor.leakVerdict(oneOff);
-  assert.equal(v1.leaking, true);
-  assert.equal(v1.tensorsPerEpoch, 9, '3 batches × (ones, mul, sub) per epoch');
-  assert.equal(v1.bytesPerEpoch, 9 * 40);
-  assert.equal(leaky[4].tensorsAdded, 36);
-  assert.match(v1.summary, /leaky: leaks ≈9 tensors/);
-  assert.equal(v2.leaking, false);
-  assert.equal(v2.tensorsAdded, 0);
-  assert.equal(v3.leaking, false, 'a one-off allocation in the first epoch is not a leak');
-  assert.equal(v3.tensorsAdded, 1);
-  assert.throws(() => monitor.leakVerdict(leaky.slice(0, 2)), /needs at least 2 epochs/);
-  await assert.rejects(monitor.trackEpochMemory('x', 0, () => {}), /epochs must be ≥ 1/);
-  const df = monitor.epochMemoryToDataFrame([...leaky, ...clean]);
-  assert.equal(df.height, 10);
-  assert.deepEqual(df.columns, ['variant', 'epoch', 'num_tensors', 'mb', 'tensors_added', 'mb_added']);
-  tf.dispose(kept);
-  tf.dispose(slot ? [slot, w] : [w]);
-});
-
 // ---------------------------------------------------------------- pipeline split
 
 test('timePipeline splits each batch into input-pipeline and compute time', async () => {
@@ -482,6 +441,17 @@ test('queryNvidiaSmi parses a one-shot query, or says why it could not run', asy
     const none = await monitor.queryNvidiaSmi(undefined, { command: path.join(dir, 'absent') });
     assert.equal(none.csv, null);
     assert.match(none.reason!, /not on PATH/);
+    // The device banners' GPU name comes from the same query.
+    assert.equal(monitor.nvidiaGpuName({ command: exe }), 'NVIDIA H100 80GB HBM3');
+    assert.equal(monitor.nvidiaGpuName({ command: path.join(dir, 'absent') }), null);
+    const failing = path.join(dir, 'failing-smi');
+    fs.writeFileSync(failing, '#!/bin/sh\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver" >&2\nexit 9\n', { mode: 0o755 });
+    const bad = monitor.queryNvidiaSmiSync(undefined, { command: failing });
+    assert.equal(bad.csv, null);
+    assert.match(bad.reason!, /exited with 9: NVIDIA-SMI has failed/);
+    const slow = path.join(dir, 'slow-smi');
+    fs.writeFileSync(slow, '#!/bin/sh\nsleep 5\n', { mode: 0o755 });
+    assert.match(monitor.queryNvidiaSmiSync(undefined, { command: slow, timeoutMs: 200 }).reason!, /did not finish within 200 ms/);
   } finally {
     cleanup();
   }

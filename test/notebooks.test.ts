@@ -21,12 +21,27 @@ const notebooks = fs.readdirSync(NB_DIR).filter((f) => f.endsWith('.ipynb')).sor
 const join = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : x ?? '');
 const read = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
 
-function runNotebooks(files: string[], out: string, extra: string[] = []) {
+function runNotebooks(files: string[], out: string, env: Record<string, string> = {}, extra: string[] = []) {
   return spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'run-notebooks.cjs'), '--out', out, ...extra, ...files], {
     cwd: ROOT,
     encoding: 'utf8',
-    env: { ...process.env, GPULAB_QUICK: '1' },
+    env: { ...process.env, GPULAB_QUICK: '1', ...env },
   });
+}
+
+/** True when setup:tensorflow built the native backend here: the notebooks must then run on it (or on a GPU). */
+function nativeBuilt(): boolean {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(ROOT, '.tensorflow', 'status-cpu.json'), 'utf8')) as { ok?: boolean }).ok === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The device banner `setup()` prints in the first code cell's output. */
+function banner(nb: Notebook): string {
+  const first = nb.cells.find((c) => c.cell_type === 'code');
+  return (first?.outputs ?? []).map((o) => join(o.text)).join('');
 }
 
 test('there are notebooks, numbered in reading order', () => {
@@ -71,8 +86,22 @@ for (const file of notebooks) {
       }
     });
     assert.ok(bundles >= promised, `${file}: ${promised} cells call charts.show but only ${bundles} chart bundles came out`);
+    if (nativeBuilt() && !process.env.GPULAB_BACKEND) {
+      assert.doesNotMatch(banner(nb), /^Backend: (wasm|cpu) /m, `${file}: the native backend is built here, so the notebook must not run on wasm/cpu:\n${banner(nb)}`);
+    }
   });
 }
+
+test('02-cpu-vs-gpu.ipynb still executes on wasm (GPULAB_BACKEND=wasm)', () => {
+  const out = path.join(ROOT, 'build', 'test-notebooks-wasm');
+  const r = runNotebooks([path.join('notebooks', '02-cpu-vs-gpu.ipynb')], out, { GPULAB_BACKEND: 'wasm' });
+  assert.equal(r.status, 0, `notebook run failed:\n${r.stdout}\n${r.stderr}`);
+  const nb = read(path.join(out, '02-cpu-vs-gpu.ipynb'));
+  assert.match(banner(nb), /^Backend: wasm /m);
+  nb.cells.forEach((c, i) => {
+    for (const o of c.outputs ?? []) assert.notEqual(o.output_type, 'error', `cell ${i} has an error output`);
+  });
+});
 
 test('the runner fails on a throwing cell, naming the notebook, the cell and the error; shows cell progress and repeated kernel warnings once', () => {
   const { dir, cleanup } = tempDir();
@@ -91,7 +120,7 @@ test('the runner fails on a throwing cell, naming the notebook, the cell and the
     fs.writeFileSync(src, JSON.stringify(notebook([`${warn}\nconst x = 1 + 1;\nx`, "throw new Error('planted failure');", '3'])));
     const out = path.join(dir, 'out');
     const times = path.join(dir, 'times.json');
-    const r = runNotebooks([ok, src], out, ['--times', times]);
+    const r = runNotebooks([ok, src], out, {}, ['--times', times]);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /broken\.ipynb .*FAILED in code cell 2/);
     assert.match(r.stdout, /throw new Error\('planted failure'\)/);
@@ -108,7 +137,7 @@ test('the runner fails on a throwing cell, naming the notebook, the cell and the
     const kept = JSON.parse(fs.readFileSync(times, 'utf8')) as { quick: Record<string, { total: number; cells: Record<string, number> }> };
     assert.deepEqual(Object.keys(kept.quick.fine.cells).sort(), ['c0', 'c1']);
     assert.ok(kept.quick.fine.total > 0);
-    const again = runNotebooks([ok], out, ['--times', times]);
+    const again = runNotebooks([ok], out, {}, ['--times', times]);
     assert.equal(again.status, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /the last run took \d+:\d\d/);
     assert.match(again.stdout, /^fine · cell 1\/2 · \d+:\d\d · about \d+:\d\d left \(last run \d+:\d\d\)$/m);

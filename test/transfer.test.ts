@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/device';
 import '../lib/backends/wasm-conv-grad';
 import * as transfer from '../lib/transfer';
+import * as transferSource from '../lib/experiments/transfer-source';
 import { tempDir } from './helpers';
 
 before(async () => {
@@ -26,94 +27,8 @@ function randomImages(n: number, classes: number, seed = 1) {
   return { xs, ys };
 }
 
-test('save then load round-trips weights, predictions and metadata; saving is atomic and replaces old shards', async () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const model = transfer.buildSourceConvnet(5, { seed: 1 });
-    const target = path.join(dir, 'models', 'base');
-    await transfer.saveModel(model, target, { sourceTask: 'classes 0-4', accuracy: 0.9 });
-    const files = fs.readdirSync(target).sort();
-    assert.equal(files.length, 2);
-    assert.match(files[1], /^weights\.[0-9a-f]{16}\.bin$/);
-    assert.equal(files[0], 'model.json');
-    const loaded = await transfer.loadModel(target);
-    const x = tf.randomNormal([2, 28, 28, 1]);
-    const a = model.predict(x) as tf.Tensor;
-    const b = loaded.predict(x) as tf.Tensor;
-    assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
-    assert.deepEqual(loaded.layers.map((l) => l.name), model.layers.map((l) => l.name));
-    assert.deepEqual(transfer.readModelMetadata(target), { sourceTask: 'classes 0-4', accuracy: 0.9 });
-    assert.deepEqual(loaded.getUserDefinedMetadata(), { sourceTask: 'classes 0-4', accuracy: 0.9 });
-    // Same model through a file:// URL and a model.json path.
-    const viaUrl = await transfer.loadModel(`file://${path.join(target, 'model.json')}`);
-    assert.equal(viaUrl.countParams(), model.countParams());
-    // Save different weights into the same folder: one shard remains, no temp files.
-    const other = transfer.buildSourceConvnet(5, { seed: 2 });
-    await transfer.saveModel(other, target);
-    const after = fs.readdirSync(target).sort();
-    assert.equal(after.length, 2, after.join(','));
-    assert.notEqual(after[1], files[1]);
-    tf.dispose([x, a, b]);
-    for (const m of [model, loaded, viaUrl, other]) m.dispose();
-  } finally {
-    cleanup();
-  }
-});
-
-test('a missing or corrupt model file gives a clear error naming the file', async () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    await assert.rejects(transfer.loadModel(path.join(dir, 'nothing-here')), (e: Error) => {
-      assert.match(e.message, /nothing-here[\\/]model\.json: model file not found/);
-      return true;
-    });
-    const good = path.join(dir, 'good');
-    const model = transfer.buildSourceConvnet(3, { seed: 3 });
-    await transfer.saveModel(model, good);
-    const json = fs.readFileSync(path.join(good, 'model.json'), 'utf8');
-    const shard = fs.readdirSync(good).find((f) => f.endsWith('.bin'))!;
-
-    const corruptJson = path.join(dir, 'corrupt-json');
-    fs.mkdirSync(corruptJson);
-    fs.writeFileSync(path.join(corruptJson, 'model.json'), json.slice(0, json.length / 2));
-    await assert.rejects(transfer.loadModel(corruptJson), /corrupt-json[\\/]model\.json: corrupt model file, not valid JSON/);
-
-    const truncated = path.join(dir, 'truncated');
-    fs.mkdirSync(truncated);
-    fs.writeFileSync(path.join(truncated, 'model.json'), json);
-    const bytes = fs.readFileSync(path.join(good, shard));
-    fs.writeFileSync(path.join(truncated, shard), bytes.subarray(0, bytes.length - 100));
-    await assert.rejects(transfer.loadModel(truncated), (e: Error) => {
-      assert.match(e.message, /truncated[\\/]weights\.[0-9a-f]+\.bin: weight data is corrupt or truncated/);
-      assert.match(e.message, new RegExp(`needs ${bytes.length} bytes .* hold ${bytes.length - 100}`));
-      return true;
-    });
-
-    const noShard = path.join(dir, 'no-shard');
-    fs.mkdirSync(noShard);
-    fs.writeFileSync(path.join(noShard, 'model.json'), json);
-    await assert.rejects(transfer.loadModel(noShard), /no-shard[\\/]weights\.[0-9a-f]+\.bin: weight shard not found/);
-
-    const graph = path.join(dir, 'not-layers');
-    fs.mkdirSync(graph);
-    fs.writeFileSync(path.join(graph, 'model.json'), JSON.stringify({ format: 'graph-model', weightsManifest: [] }));
-    await assert.rejects(transfer.loadModel(graph), /not a TensorFlow\.js Layers model \(no "modelTopology"\)/);
-
-    const badTopology = path.join(dir, 'bad-topology');
-    fs.mkdirSync(badTopology);
-    const parsed = JSON.parse(json);
-    parsed.modelTopology.config.layers[1].class_name = 'NoSuchLayer';
-    fs.writeFileSync(path.join(badTopology, 'model.json'), JSON.stringify(parsed));
-    fs.copyFileSync(path.join(good, shard), path.join(badTopology, shard));
-    await assert.rejects(transfer.loadModel(badTopology), /bad-topology[\\/]model\.json: cannot build the model \(.*NoSuchLayer/);
-    model.dispose();
-  } finally {
-    cleanup();
-  }
-});
-
 test('cutAt shares the base layers and ends at the named layer; unknown names are listed', () => {
-  const base = transfer.buildSourceConvnet(5, { seed: 4 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 4 });
   const features = transfer.cutAt(base, 'block3_conv');
   assert.deepEqual(features.outputs[0].shape, [null, 7, 7, 64]);
   assert.equal(features.getLayer('block2_conv'), base.getLayer('block2_conv'));
@@ -122,7 +37,7 @@ test('cutAt shares the base layers and ends at the named layer; unknown names ar
 });
 
 test('trainable parameter counts after freezing the base and adding the article\'s head', () => {
-  const base = transfer.buildSourceConvnet(5, { seed: 5 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 5 });
   const features = transfer.cutAt(base, 'block3_conv');
   const baseParams = (9 * 1 * 16 + 16) + (9 * 16 * 32 + 32) + (9 * 32 * 64 + 64);
   assert.equal(transfer.freeze(features), 6);
@@ -142,7 +57,7 @@ test('trainable parameter counts after freezing the base and adding the article\
 
 test('frozen base weights are bit-identical after fit, while the head and an unfrozen base do change', async () => {
   for (const frozen of [true, false]) {
-    const base = transfer.buildSourceConvnet(5, { seed: 6 });
+    const base = transferSource.buildSourceConvnet(5, { seed: 6 });
     const features = transfer.cutAt(base, 'block3_conv');
     if (frozen) transfer.freeze(features);
     const model = transfer.addClassificationHead(features, 4, { units: 32 });
@@ -164,12 +79,12 @@ test('frozen base weights are bit-identical after fit, while the head and an unf
 });
 
 test('freshCopy has the same architecture with new weights; relabel keeps and renumbers classes', () => {
-  const base = transfer.buildSourceConvnet(5, { seed: 8 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 8 });
   const fresh = transfer.freshCopy(base);
   assert.deepEqual(fresh.layers.map((l) => l.name), base.layers.map((l) => l.name));
   assert.ok(!bitsEqual(fresh.getLayer('block1_conv').getWeights()[0].dataSync() as Float32Array, base.getLayer('block1_conv').getWeights()[0].dataSync() as Float32Array));
   const set = { images: new Uint8Array([1, 1, 2, 2, 3, 3, 4, 4]), labels: new Uint8Array([5, 0, 9, 7]), count: 4, height: 1, width: 2 };
-  const r = transfer.relabel(set, [5, 6, 7, 8, 9]);
+  const r = transferSource.relabel(set, [5, 6, 7, 8, 9]);
   assert.equal(r.count, 3);
   assert.deepEqual(Array.from(r.labels), [0, 4, 2]);
   assert.deepEqual(Array.from(r.images), [1, 1, 3, 3, 4, 4]);
@@ -177,55 +92,9 @@ test('freshCopy has the same architecture with new weights; relabel keeps and re
   fresh.dispose();
 });
 
-function fakeDataset(n: number, seed = 1) {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const make = (count: number) => {
-    const labels = Uint8Array.from({ length: count }, (_, i) => i % 10);
-    // Class-dependent brightness so the task is learnable.
-    const images = Uint8Array.from({ length: count * 784 }, (_, j) => Math.min(255, Math.floor(labels[Math.floor(j / 784)] * 20 + rand() * 60)));
-    return { images, labels, count, height: 28, width: 28 };
-  };
-  return {
-    train: make(n), test: make(n / 2), classNames: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'],
-    source: 'generated-stand-in' as const, label: 'tiny test set', dir: '/nowhere',
-  };
-}
-
-test('ensureSourceBase trains and saves the base once, with where it came from; trainOnTarget runs all three methods', async () => {
-  const { dir, cleanup } = tempDir();
-  try {
-    const ds = fakeDataset(200);
-    const lines: string[] = [];
-    const first = await transfer.ensureSourceBase({ ds, dir: path.join(dir, 'base'), trainExamples: 100, epochs: 1, log: (l) => lines.push(l) });
-    assert.equal(first.trainedNow, true);
-    assert.equal(first.metadata.trainExamples, 100); // the 100 rows of classes 0–4
-    assert.deepEqual(first.metadata.sourceClasses, [0, 1, 2, 3, 4]);
-    assert.match(first.metadata.sourceTask, /tiny test set, classes 0, 1, 2, 3, 4 \(a, b, c, d, e\)/);
-    assert.ok(first.metadata.sourceTestAccuracy >= 0 && first.metadata.sourceTestAccuracy <= 1);
-    assert.ok(lines.some((l) => /source base saved to/.test(l)));
-    const again = await transfer.ensureSourceBase({ ds, dir: path.join(dir, 'base') });
-    assert.equal(again.trainedNow, false);
-    assert.deepEqual(again.metadata, first.metadata);
-
-    const train = transfer.relabel(ds.train, transfer.TARGET_CLASSES);
-    const test2 = transfer.relabel(ds.test, transfer.TARGET_CLASSES);
-    for (const method of ['frozen', 'fine-tune', 'scratch'] as const) {
-      const before = tf.memory().numTensors;
-      const r = await transfer.trainOnTarget({ method, baseDir: first.dir, train, test: test2, numClasses: 5, epochs: 2, headUnits: 16 });
-      assert.equal(tf.memory().numTensors, before, `${method} leaked tensors`);
-      assert.equal(r.examples, 100);
-      assert.equal(r.trainableParams, method === 'frozen' ? 64 * 16 + 16 + 16 * 5 + 5 : r.totalParams);
-      assert.ok(r.accuracy >= 0 && r.accuracy <= 1 && r.fitSeconds > 0 && r.epochSeconds > 0);
-    }
-  } finally {
-    cleanup();
-  }
-});
-
 test('disposeModels frees shared layers once, including the layers above a cut', () => {
   const before = tf.memory().numTensors;
-  const base = transfer.buildSourceConvnet(5, { seed: 9 });
+  const base = transferSource.buildSourceConvnet(5, { seed: 9 });
   const features = transfer.cutAt(base, 'block2_pool');
   const model = transfer.addClassificationHead(features, 3, { units: 8 });
   transfer.disposeModels(model, features, base);

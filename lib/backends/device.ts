@@ -8,13 +8,15 @@
  * dev.backend; dev.name;                   // e.g. 'wasm', 'Intel(R) Xeon(R) ...'
  * ```
  *
- * Backends, best first: `tensorflow` (tfjs-node-gpu on CUDA, or tfjs-node on CPU), `webgpu`
- * (Dawn in Node; software adapters rank below wasm), `wasm`, `cpu` (pure JS).
+ * Backends, best first: native `tensorflow` on a GPU (tfjs-node-gpu), hardware `webgpu` (Dawn in
+ * Node), native `tensorflow` on the CPU (tfjs-node built against pip's TensorFlow by
+ * `npm run setup:tensorflow`), `wasm`, software `webgpu` (lavapipe, SwiftShader), `cpu` (pure JS).
  * Other modules add providers with {@link registerBackendProvider}.
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { forcedBackend } from '../env';
+import { nvidiaGpuName } from '../monitor/tools';
 
 /** The backends gpulab knows how to run. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -51,6 +53,18 @@ export interface BackendProbe {
   reason?: string;
   /** The npm package providing it and its version, when known. */
   package?: { name: string; version: string };
+  /** For the native `tensorflow` backend: what TensorFlow loaded. */
+  native?: NativeDetails;
+}
+
+/** What the native `tensorflow` backend runs: TensorFlow's version, its library, CPU or GPU. */
+export interface NativeDetails {
+  /** `TF_Version()` of the loaded library, e.g. '2.21.0'. */
+  tfVersion: string;
+  /** Absolute path of the TensorFlow library the process mapped (null where it cannot be read). */
+  library: string | null;
+  /** Where TensorFlow places ops, from its device list. */
+  device: 'CPU' | 'GPU';
 }
 
 /** Something that can make a backend available. */
@@ -77,6 +91,8 @@ export interface DeviceInfo {
   versions: { tfjs: string; node: string; tslab: string | null; backendPackage: string | null };
   /** Set when the requested backend could not run and another ran instead. */
   fallbackNote?: string;
+  /** Set for the native `tensorflow` backend: TensorFlow version, library, CPU vs GPU. */
+  native?: NativeDetails;
 }
 
 const providers = new Map<BackendName, BackendProvider>();
@@ -92,7 +108,6 @@ export function cpuModel(): string {
 
 function versionOf(pkg: string): string | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require(`${pkg}/package.json`) as { version: string }).version;
   } catch {
     return null;
@@ -160,27 +175,43 @@ export function canLoadSharedLibrary(name: string): boolean {
 }
 
 /**
- * Probe tfjs-node-gpu (then tfjs-node). `load` is injectable for tests; by default it is `require`.
- * `canLoad` (default {@link canLoadSharedLibrary}) finds the missing CUDA library when
- * tfjs-node-gpu loads but TensorFlow reports no GPU: that case falls back, naming the library.
+ * The CUDA 12 libraries TensorFlow 2.21 (tfjs-node-gpu built by `setup:tensorflow --gpu`) loads
+ * at run time, from the nvidia-* wheels.
+ */
+export const TF221_CUDA_LIBRARIES: readonly string[] = ['libcudart.so.12', 'libcublas.so.12', 'libcudnn.so.9'];
+
+/**
+ * Probe the native TensorFlow backend: `@tensorflow/tfjs-node` (built by `npm run
+ * setup:tensorflow` against pip's TensorFlow) or `@tensorflow/tfjs-node-gpu`, the GPU package
+ * first when an NVIDIA GPU is visible. CPU vs GPU comes from TensorFlow's device list (the
+ * binding's `isUsingGpuDevice`), so tfjs-node-gpu without a usable GPU ranks as a native CPU
+ * backend, naming the CUDA library it lacks.
+ *
+ * `load` (default `require`), `canLoad` (default {@link canLoadSharedLibrary}) and
+ * `nvidiaVisible` (default: `nvidia-smi` names a GPU) are injectable for tests.
  */
 export async function probeTensorflow(
   load: (id: string) => unknown = require,
   canLoad: (library: string) => boolean = canLoadSharedLibrary,
+  nvidiaVisible: () => boolean = () => nvidiaGpuName() !== null,
 ): Promise<BackendProbe> {
+  const native = loadNativeModule();
   const tried: string[] = [];
-  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+  // TensorFlow logs INFO lines (oneDNN, CPU features) to the process's stderr when it loads;
+  // keep warnings and errors only, unless the user asked for more.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  for (const pkg of native.packageOrder(nvidiaVisible())) {
     try {
       load(pkg);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      if (/Cannot find module/.test(msg) && msg.includes(pkg)) {
+      if (/Cannot find module/.test(msg) && msg.includes(pkg) && !/tfjs_binding/.test(msg)) {
         tried.push(`${pkg} is not installed`);
       } else {
         const lib = missingLibraryFrom(msg);
         tried.push(
           lib
-            ? `${pkg} is installed but cannot load ${lib} (it needs CUDA 11.2 + cuDNN 8.1 for the GPU build)`
+            ? `${pkg} is installed but cannot load ${lib}`
             : `${pkg} failed to load: ${msg.split('\n')[0]}`,
         );
       }
@@ -190,52 +221,45 @@ export async function probeTensorflow(
       tried.push(`${pkg} loaded but registered no 'tensorflow' backend`);
       continue;
     }
-    const instance = tf.findBackend('tensorflow') as unknown as { isUsingGpuDevice?: boolean };
-    if (pkg.endsWith('-gpu') && instance.isUsingGpuDevice === false) {
-      // libtensorflow loaded, but could not open CUDA: it would silently run on the CPU.
-      const missing = process.platform === 'linux' ? TFJS_NODE_GPU_CUDA_LIBRARIES.find((l) => !canLoad(l)) : undefined;
-      return unavailable(
-        'tensorflow',
-        missing
-          ? `${pkg} is installed but cannot load ${missing} (it needs CUDA 11.2 + cuDNN 8.1; CUDA 12 does not work), so TensorFlow would run on the CPU`
-          : `${pkg} is installed but TensorFlow sees no CUDA GPU (it needs an NVIDIA driver, CUDA 11.2 + cuDNN 8.1)`,
-      );
+    native.markLoaded(pkg);
+    const info = native.nativeInfo();
+    const gpu = info?.gpu === true;
+    const tfVersion = info?.tfVersion ?? 'unknown';
+    let reason = `TensorFlow ${tfVersion} on ${gpu ? 'GPU' : 'CPU'}${info?.library ? ` (${info.library})` : ''}`;
+    if (pkg.endsWith('-gpu') && !gpu) {
+      // libtensorflow loaded, but its device list has no GPU: it runs on the CPU.
+      const cuda = tfVersion.startsWith('2.9.') ? TFJS_NODE_GPU_CUDA_LIBRARIES : TF221_CUDA_LIBRARIES;
+      const missing = process.platform === 'linux' ? cuda.find((l) => !canLoad(l)) : undefined;
+      const needs = tfVersion.startsWith('2.9.') ? 'CUDA 11.2 + cuDNN 8.1; CUDA 12 does not work' : 'CUDA 12 from the nvidia-* wheels that setup:tensorflow --gpu fetched';
+      reason += missing
+        ? `: ${pkg} is installed but cannot load ${missing} (it needs ${needs}), so TensorFlow sees no GPU`
+        : `: ${pkg} is installed but TensorFlow sees no CUDA GPU (it needs an NVIDIA driver and ${needs})`;
     }
-    const gpu = pkg.endsWith('-gpu') ? nvidiaGpuName() : null;
+    const gpuName = gpu ? (nvidiaGpuName() ?? 'CUDA GPU') : null;
     return {
       name: 'tensorflow',
       available: true,
-      accelerator: gpu !== null,
+      accelerator: gpu,
       software: false,
-      deviceName: gpu ?? cpuModel(),
-      adapter: gpu ? { vendor: 'nvidia', architecture: '', device: gpu, description: 'CUDA via libtensorflow' } : null,
+      deviceName: gpuName ?? cpuModel(),
+      adapter: gpuName ? { vendor: 'nvidia', architecture: '', device: gpuName, description: `CUDA via TensorFlow ${tfVersion}` } : null,
       rank: gpu ? 100 : 60,
-      reason: gpu ? undefined : `${pkg}: libtensorflow on CPU (no NVIDIA GPU visible)`,
+      reason,
       package: { name: pkg, version: versionOf(pkg) ?? 'unknown' },
+      native: { tfVersion, library: info?.library ?? null, device: gpu ? 'GPU' : 'CPU' },
     };
   }
-  return unavailable('tensorflow', tried.join('; '));
+  return unavailable('tensorflow', `${tried.join('; ')} (${native.setupHint()})`);
 }
 
-function nvidiaGpuName(): string | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000,
-    });
-    const first = out.split('\n')[0]?.trim();
-    return first ? first : null;
-  } catch {
-    return null;
-  }
+function loadNativeModule(): typeof import('./native') {
+  // Loaded on first probe: native.ts registers its activation hook through this module.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./native') as typeof import('./native');
 }
 
 async function probeWasm(): Promise<BackendProbe> {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('@tensorflow/tfjs-backend-wasm');
   } catch (err) {
     return unavailable('wasm', `@tensorflow/tfjs-backend-wasm failed to load: ${(err as Error).message}`);
@@ -250,7 +274,6 @@ registerBackendProvider({
   probe: async () => {
     let mod: typeof import('./webgpu');
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       mod = require('./webgpu') as typeof import('./webgpu');
     } catch (err) {
       return unavailable('webgpu', `the WebGPU (Dawn) provider failed to load: ${(err as Error).message}`);
@@ -341,6 +364,7 @@ function describeProbe(p: BackendProbe, fallbackNote?: string): DeviceInfo {
       backendPackage: p.package ? `${p.package.name}@${p.package.version}` : null,
     },
     fallbackNote,
+    ...(p.native ? { native: p.native } : {}),
   };
 }
 
@@ -391,14 +415,16 @@ export async function useBackend(request?: BackendName | 'auto' | string): Promi
 export function describeDevice(): DeviceInfo {
   if (current && current.backend === tf.getBackend()) return current;
   const name = tf.getBackend() ?? 'none';
+  const nat = name === 'tensorflow' ? loadNativeModule().nativeInfo() : null;
   return describeProbe({
     name: name as BackendName,
     available: true,
-    accelerator: false,
+    accelerator: nat?.gpu === true,
     software: false,
     deviceName: cpuModel(),
     adapter: null,
     rank: 0,
+    ...(nat ? { native: { tfVersion: nat.tfVersion, library: nat.library, device: nat.gpu ? 'GPU' : 'CPU' } as NativeDetails } : {}),
   });
 }
 

@@ -51,7 +51,6 @@ const stats = { transposedA: 0, transposedB: 0, folded: 0, passthrough: 0, slice
 
 function loadWasmPackage(): typeof import('@tensorflow/tfjs-backend-wasm') {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
   } catch (err) {
     throw new Error(`wasm-fast: @tensorflow/tfjs-backend-wasm cannot be loaded: ${(err as Error).message}`);
@@ -240,7 +239,8 @@ function fastGather(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
- * Register the fast `BatchMatMul` / `_FusedMatMul` overrides for the wasm backend (idempotent).
+ * Register the fast overrides of the wasm backend's `BatchMatMul`, `_FusedMatMul`, `Slice` and
+ * `GatherV2` kernels ({@link OVERRIDDEN_KERNELS}; idempotent).
  * Loads the wasm package if needed. Works before or after the backend initialises: the
  * original kernels' setup functions are kept, so a later (re-)initialisation still sets them up.
  */
@@ -303,14 +303,12 @@ let workerShimInstalled = false;
  */
 function installWorkerShim(): void {
   if (workerShimInstalled) return;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const wt = require('node:worker_threads') as typeof import('node:worker_threads');
   const pkgDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   const mainJs = path.join(pkgDir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.js');
   const workerModule = path.join(pkgDir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js');
   let source: string;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     source = (require(workerModule) as { wasmWorkerContents: string }).wasmWorkerContents;
   } catch (err) {
     throw new Error(`wasm-fast: cannot read the wasm worker source ${workerModule}: ${(err as Error).message}`);
@@ -358,7 +356,6 @@ export async function enableWasmThreads(threads: number): Promise<void> {
   // initialises; report 2 × threads cores for exactly that window.
   const wrapped = async () => {
     // The plain CommonJS module object: the same one emscripten calls os.cpus() on.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const os = require('node:os') as { cpus: () => import('node:os').CpuInfo[] };
     const realCpus = os.cpus;
     if (threads > 1) {

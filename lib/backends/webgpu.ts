@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { AdapterInfo, BackendProbe, BackendProvider } from './device';
+import { nvidiaGpuName } from '../monitor/tools';
 
 /** Rank of a hardware WebGPU adapter (device.ts: tensorflow-gpu 100, wasm 50, cpu 10). */
 export const HARDWARE_RANK = 90;
@@ -80,7 +81,6 @@ let lastSoftware = false;
 /** The installed tfjs-backend-webgpu version (a literal require, so bundlers can inline it). */
 function backendVersion(): string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require('@tensorflow/tfjs-backend-webgpu/package.json') as { version: string }).version;
   } catch {
     return 'unknown';
@@ -98,14 +98,12 @@ function errorText(err: unknown): string {
 export function loadDawn(): DawnModule {
   if (dawn) return dawn;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     dawn = require('webgpu') as DawnModule;
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
     const pkgDir = path.dirname(require.resolve('webgpu/package.json'));
     const arch = process.platform === 'darwin' ? 'universal' : process.arch;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     dawn = require(path.join(pkgDir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnModule;
   }
   if (typeof dawn?.create !== 'function') {
@@ -182,21 +180,6 @@ export function driverFromDescription(description: string): string | undefined {
   return m ? m[0] : undefined;
 }
 
-function nvidiaSmiName(): string | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5000,
-    });
-    return out.split('\n')[0]?.trim() || null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * A readable device name for banners and chart labels: "lavapipe (Mesa 25.0.7)", "SwiftShader",
  * or the GPU model ("NVIDIA H100 80GB HBM3"). `deviceLabel` adds "[software GPU]" to software ones.
@@ -210,7 +193,7 @@ export function adapterDisplayName(info: AdapterInfo, software: boolean): string
     return info.description || info.device || info.vendor || 'software adapter';
   }
   if (/nvidia/i.test(info.vendor)) {
-    const smi = nvidiaSmiName();
+    const smi = nvidiaGpuName();
     if (smi) return smi;
   }
   const dev = info.device.replace(/[-_]+/g, ' ').trim();
@@ -305,7 +288,6 @@ function fallbackFactory(Backend: WebGpuBackendClass): () => Promise<tf.KernelBa
  */
 function ensureBackendRegistered(software: boolean): void {
   // A literal specifier, so bundlers (the GPU kit's esbuild) include the package.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pkg = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend?: WebGpuBackendClass };
   if (!tf.findBackendFactory('webgpu')) {
     if (savedFactory) {

@@ -32,15 +32,20 @@ export const CLASS_NAMES: readonly string[] = Object.freeze([
   'Ankle boot',
 ]);
 
-/** A set of 28×28 greyscale images and their labels. */
+/**
+ * A set of images and their labels, the one image-set shape of the data layer (Fashion-MNIST's
+ * 28×28 greyscale sets, the stand-in, a decoded image folder, a relabelled subset).
+ */
 export interface ImageSet {
-  /** count·height·width pixels, row-major, 0..255. */
+  /** count·height·width·channels pixels, row-major (NHWC), 0..255. */
   images: Uint8Array;
-  /** count labels 0..9. */
+  /** count labels (class indices; 0..9 for Fashion-MNIST). */
   labels: Uint8Array;
   count: number;
   height: number;
   width: number;
+  /** Channels per pixel (default 1, greyscale; `BatchSource` takes one-channel sets only). */
+  channels?: number;
 }
 
 /** Where a {@link FashionMnist} came from. */
@@ -282,8 +287,7 @@ export interface StandInOptions {
 export function generateStandIn(options: StandInOptions = {}): { train: ImageSet; test: ImageSet } {
   const seed = options.seed ?? STAND_IN_SEED;
   const mk = (count: number, salt: number): ImageSet => {
-    const g = generateImages(count, mixSeed(seed, salt));
-    return { images: g.images, labels: g.labels, count, height: 28, width: 28 };
+    return generateImages(count, mixSeed(seed, salt));
   };
   return { train: mk(options.trainCount ?? 60000, 1), test: mk(options.testCount ?? 10000, 2) };
 }

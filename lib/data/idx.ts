@@ -10,9 +10,8 @@
  * is wrong: not gzip, wrong magic, unsupported type, truncated header, truncated payload,
  * trailing bytes, dimensions that disagree with what was expected.
  */
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { writeFileAtomic } from '../fsutil';
+import { readFileOrThrow, writeFileAtomic } from '../fsutil';
 
 /** The IDX type code of unsigned bytes, the only element type Fashion-MNIST uses. */
 export const IDX_UBYTE = 0x08;
@@ -129,13 +128,7 @@ export function parseIdxGz(gz: Uint8Array, file: string, expect: IdxExpectation 
 
 /** Read and parse a gzip'd IDX file (`*.gz`). Errors name the file and the problem. */
 export function readIdxFile(file: string, expect: IdxExpectation = {}): IdxArray {
-  let gz: Uint8Array;
-  try {
-    gz = fs.readFileSync(file);
-  } catch (err) {
-    throw new Error(`${file}: cannot read IDX file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  return parseIdxGz(gz, file, expect);
+  return parseIdxGz(readFileOrThrow(file, 'IDX file'), file, expect);
 }
 
 /** Encode an unsigned-byte array as uncompressed IDX bytes (header + payload). */

@@ -12,5 +12,5 @@
 export * from './idx';
 export * from './fashion-mnist';
 export * from './batches';
-export { mulberry32, mixSeed, generateImages, type GeneratedImages } from './stand-in';
+export { mulberry32, mixSeed, generateImages } from './stand-in';
 export * from './tabular';

@@ -9,6 +9,7 @@
  *
  * It is NOT Fashion-MNIST: every notebook that uses it says so (see `announce`).
  */
+import type { ImageSet } from './fashion-mnist';
 
 /** A small, fast, seedable PRNG (mulberry32). Returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -282,19 +283,13 @@ function drawGarment(p: Painter, label: number, rand: () => number): void {
   }
 }
 
-/** What {@link generateImages} returns: count×28×28 pixels and count labels. */
-export interface GeneratedImages {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-}
 
 /**
  * Generate `count` stand-in images from `seed`: labels cycle through the classes in a seeded
  * random order (balanced: count/10 per class, ±1), each drawn with its own random proportions,
  * placement, brightness, texture and noise. Same seed and count → the same bytes.
  */
-export function generateImages(count: number, seed: number): GeneratedImages {
+export function generateImages(count: number, seed: number): ImageSet {
   const rand = mulberry32(seed);
   const images = new Uint8Array(count * W * H);
   const labels = new Uint8Array(count);
@@ -328,5 +323,5 @@ export function generateImages(count: number, seed: number): GeneratedImages {
       }
     }
   }
-  return { images, labels, count };
+  return { images, labels, count, height: 28, width: 28 };
 }

@@ -15,8 +15,12 @@ import * as tf from '@tensorflow/tfjs';
 import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from '../data/batches';
 import { subset, type ImageSet } from '../data/fashion-mnist';
 import { mlpTrainingFlops } from '../flops';
-import { benchmark, type Timing } from '../timing';
+import * as memory from '../memory';
+import { benchmark, median, type Timing } from '../timing';
 import * as train from '../train';
+
+/** Notebook 06's source-task experiment (a small convnet base trained on classes 0–4, transferred to 5–9). */
+export * as transferSource from './transfer-source';
 
 /** Options of {@link seedRun}. */
 export interface SeedRunOptions {
@@ -92,7 +96,6 @@ export async function seedRun(set: ImageSet, options: SeedRunOptions): Promise<S
     const fullBatches = epochs * source.numBatches;
     const scale = fullBatches / r.batches;
     const f = mlpTrainingFlops(train.denseWidths(model), r.samples);
-    const perBatch = r.epochs.map((e) => e.seconds / e.batches).sort((a, b) => a - b);
     return {
       ...r,
       pipeline: options.pipeline,
@@ -103,7 +106,7 @@ export async function seedRun(set: ImageSet, options: SeedRunOptions): Promise<S
       projectedComputeSeconds: r.computeSeconds * scale,
       gflopsCounted: f.counted / r.computeSeconds / 1e9,
       gflopsNeeded: f.needed / r.computeSeconds / 1e9,
-      secondsPerBatch: perBatch[perBatch.length >> 1],
+      secondsPerBatch: median(r.epochs.map((e) => e.seconds / e.batches)),
       gflopsPerCpuSecond: f.counted / r.cpuSeconds / 1e9,
     };
   } finally {
@@ -220,8 +223,6 @@ export async function loopVsFit(set: ImageSet, options: { epochs?: number; maxSa
     fitModel.dispose();
   }
   const ratios = fitEpochSeconds.map((f, i) => f / loopEpochSeconds[i]);
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
   const f = mlpTrainingFlops(train.SEED_EXPERIMENT.widths, part.count);
   return {
     samplesPerEpoch: part.count,
@@ -229,7 +230,7 @@ export async function loopVsFit(set: ImageSet, options: { epochs?: number; maxSa
     loopEpochSeconds,
     fitEpochSeconds,
     ratios,
-    medianRatio: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+    medianRatio: median(ratios),
     loopCpuSeconds,
     fitCpuSeconds,
     flopsPerEpoch: { counted: f.counted, needed: f.needed },
@@ -292,8 +293,8 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
   const optimizer = train.seedOptimizer();
   const vars = train.trainableVariables(model);
   try {
-    await train.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
-    const mem = await train.stepMemory(model, batches[0], { optimizer });
+    await memory.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
+    const mem = await memory.stepMemory(model, batches[0], { optimizer });
     const timing = await benchmark(() => {
       let loss: tf.Scalar | null = null;
       for (let i = 0; i < steps; i++) {

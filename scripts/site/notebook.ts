@@ -55,7 +55,6 @@ export function text(x: MultilineText | unknown): string {
 
 /** Remove ANSI colour/escape sequences (kernels colour their stderr and tracebacks). */
 export function stripAnsi(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\u001b\][^\u0007]*\u0007/g, '');
 }
 

@@ -87,53 +87,61 @@ test('activateBackend refuses a backend tfjs does not have', async () => {
   await device.useBackend('wasm');
 });
 
-test('tfjs-node-gpu absent: a forced tensorflow backend falls back, naming the missing package', async (t) => {
-  try {
-    require.resolve('@tensorflow/tfjs-node-gpu');
-    t.skip('@tensorflow/tfjs-node-gpu is installed here: the absent-package path cannot run');
-    return;
-  } catch {
-    /* absent, as on CI */
-  }
+test('native packages absent: a forced tensorflow backend falls back, naming the missing package', async () => {
   const warn = console.warn;
   const warned: string[] = [];
   console.warn = (msg: string) => warned.push(msg);
   process.env.GPULAB_BACKEND = 'tensorflow';
+  const absent = (id: string) => {
+    throw new Error(`Cannot find module '${id}'`);
+  };
   try {
-    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow() });
+    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow(absent, () => true, () => false) });
     const info = await device.useBackend();
     assert.notEqual(info.backend, 'tensorflow');
     assert.equal(tf.getBackend(), info.backend);
-    assert.match(info.fallbackNote ?? '', /'tensorflow' is unavailable: @tensorflow\/tfjs-node-gpu is not installed/);
+    assert.match(info.fallbackNote ?? '', /'tensorflow' is unavailable: @tensorflow\/tfjs-node is not installed; @tensorflow\/tfjs-node-gpu is not installed/);
     assert.match(info.fallbackNote ?? '', new RegExp(`Running on '${info.backend}' instead`));
-    assert.ok(warned.some((w) => w.includes('tfjs-node-gpu is not installed')), 'the fallback is printed');
+    assert.ok(warned.some((w) => w.includes('tfjs-node is not installed')), 'the fallback is printed');
   } finally {
     delete process.env.GPULAB_BACKEND;
     console.warn = warn;
+    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow() });
   }
   await device.useBackend('wasm');
 });
 
-test('tfjs-node-gpu that loads but cannot open CUDA is unavailable, naming the missing library', async () => {
-  const fakeTensorflow = (usingGpu: boolean) => (id: string) => {
+test("tfjs-node-gpu that loads but cannot open CUDA runs on the CPU: a native CPU backend (rank 60) naming the missing library", async () => {
+  // The real tfjs-node may already be registered by an earlier probe: set it aside (its
+  // dispose is a no-op) and put it back afterwards.
+  const real = tf.findBackendFactory('tensorflow') as ReturnType<typeof tf.findBackendFactory> | null;
+  if (real) tf.removeBackend('tensorflow');
+  const fakeTensorflow = (usingGpu: boolean, version: string) => (id: string) => {
     if (!id.endsWith('-gpu')) throw new Error(`Cannot find module '${id}'`);
     // What tfjs-node-gpu does on import: register 'tensorflow' (libtensorflow reports its device).
-    tf.registerBackend('tensorflow', () => ({ isUsingGpuDevice: usingGpu, dispose() {} }) as unknown as tf.KernelBackend, 0);
+    tf.registerBackend('tensorflow', () => ({ isUsingGpuDevice: usingGpu, binding: { TF_Version: version }, dispose() {} }) as unknown as tf.KernelBackend, 0);
     return {};
   };
   try {
-    const missing = await device.probeTensorflow(fakeTensorflow(false), (lib) => lib !== 'libcudnn.so.8');
-    assert.equal(missing.available, false);
-    assert.match(missing.reason ?? '', /tfjs-node-gpu is installed but cannot load libcudnn\.so\.8 \(it needs CUDA 11\.2 \+ cuDNN 8\.1/);
+    const missing = await device.probeTensorflow(fakeTensorflow(false, '2.9.1'), (lib) => lib !== 'libcudnn.so.8', () => true);
+    assert.equal(missing.available, true);
+    assert.equal(missing.accelerator, false);
+    assert.equal(missing.rank, 60);
+    assert.equal(missing.native?.device, 'CPU');
+    assert.match(missing.reason ?? '', /TensorFlow 2\.9\.1 on CPU.*tfjs-node-gpu is installed but cannot load libcudnn\.so\.8 \(it needs CUDA 11\.2 \+ cuDNN 8\.1/);
     tf.removeBackend('tensorflow');
-    const noGpu = await device.probeTensorflow(fakeTensorflow(false), () => true);
-    assert.match(noGpu.reason ?? '', /sees no CUDA GPU/);
+    const noGpu = await device.probeTensorflow(fakeTensorflow(false, '2.21.0'), () => true, () => true);
+    assert.match(noGpu.reason ?? '', /sees no CUDA GPU \(it needs an NVIDIA driver and CUDA 12/);
     tf.removeBackend('tensorflow');
-    const ok = await device.probeTensorflow(fakeTensorflow(true), () => false);
+    const ok = await device.probeTensorflow(fakeTensorflow(true, '2.21.0'), () => false, () => true);
     assert.equal(ok.available, true);
+    assert.equal(ok.accelerator, true);
+    assert.equal(ok.rank, 100);
+    assert.equal(ok.native?.device, 'GPU');
     assert.equal(ok.name, 'tensorflow');
   } finally {
     if (tf.findBackendFactory('tensorflow')) tf.removeBackend('tensorflow');
+    if (real) tf.registerBackend('tensorflow', real, 3);
   }
   assert.deepEqual(
     device.TFJS_NODE_GPU_CUDA_LIBRARIES.filter((l) => /libcudart\.so\.11|libcudnn\.so\.8/.test(l)),
@@ -142,3 +150,19 @@ test('tfjs-node-gpu that loads but cannot open CUDA is unavailable, naming the m
   assert.equal(device.canLoadSharedLibrary('libgpulab-does-not-exist.so.1'), false);
   assert.equal(device.canLoadSharedLibrary('libc.so.6'), true);
 });
+
+test('ranking: native GPU › hardware WebGPU › native CPU › wasm › software WebGPU › cpu', async () => {
+  const webgpuModule = await import('../../lib/backends/webgpu');
+  // Ranks as the providers set them: native GPU 100 (checked above), WebGPU hardware/software,
+  // native CPU 60, wasm 50, cpu 10.
+  const order = [
+    ['tensorflow (GPU)', 100],
+    ['webgpu (hardware)', webgpuModule.HARDWARE_RANK],
+    ['tensorflow (CPU)', 60],
+    ['wasm', (await device.listBackends()).find((p) => p.name === 'wasm')?.rank ?? -1],
+    ['webgpu (software)', webgpuModule.SOFTWARE_RANK],
+    ['cpu', (await device.listBackends()).find((p) => p.name === 'cpu')?.rank ?? -1],
+  ] as const;
+  for (let i = 1; i < order.length; i++) assert.ok(order[i - 1][1] > order[i][1], `${order[i - 1][0]} (${order[i - 1][1]}) ranks above ${order[i][0]} (${order[i][1]})`);
+});
+

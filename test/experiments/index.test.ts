@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/backends/device';
-import { generateStandIn } from '../lib/data/fashion-mnist';
-import * as experiments from '../lib/experiments';
+import { useBackend } from '../../lib/backends/device';
+import { generateStandIn } from '../../lib/data/fashion-mnist';
+import * as experiments from '../../lib/experiments';
 
 const { train: trainSet, test: testSet } = generateStandIn({ trainCount: 400, testCount: 200, seed: 5 });
 
@@ -30,7 +30,7 @@ test('seedRun measures a subset, projects the full run, and leaves no tensors', 
 
 test('the naive and preloaded pipelines train the same model to the same weights', async () => {
   await useBackend('wasm');
-  const { simpleNN } = await import('../lib/train');
+  const { simpleNN } = await import('../../lib/train');
   const a = simpleNN({ seed: 9 });
   const b = simpleNN({ seed: 9 });
   await experiments.seedRun(trainSet, { pipeline: 'preloaded', epochs: 1, maxBatchesPerEpoch: 3, model: a });

@@ -1,0 +1,103 @@
+/**
+ * Input pipeline vs compute: per-batch time split between fetching the batch and the training
+ * step.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type Row } from '../charts';
+import { median, sync, type Syncable } from '../timing';
+import { type Sampler } from './sampler';
+
+// ---------------------------------------------------------------------------------------------
+// Input pipeline vs compute
+// ---------------------------------------------------------------------------------------------
+
+/** One batch of {@link timePipeline}. */
+export interface BatchTiming {
+  batch: number;
+  /** Time to produce the batch (the iterator's `next()`): the input pipeline. */
+  dataMs: number;
+  /** Time of the training step including the read-back of its result: the compute. */
+  computeMs: number;
+  /** True for warm-up batches, which the totals leave out. */
+  warmup: boolean;
+}
+
+/** Where the time of a run of batches went. */
+export interface PipelineSplit {
+  variant: string;
+  batches: BatchTiming[];
+  /** Counted batches (warm-up excluded). */
+  counted: number;
+  dataMs: number;
+  computeMs: number;
+  totalMs: number;
+  /** dataMs / totalMs. */
+  dataShare: number;
+  medianDataMs: number;
+  medianComputeMs: number;
+}
+
+/**
+ * Run a training step over batches and time each batch's two halves: getting the batch from the
+ * iterator (input pipeline) and the step with its result read back (compute). Batch tensors are
+ * disposed after each step. With a `sampler`, each batch is recorded as a `batch-end` event with
+ * `dataMs`/`computeMs` logs. On backends that upload asynchronously (webgpu), part of the
+ * upload cost moves from data into compute.
+ */
+export async function timePipeline(
+  variant: string,
+  batches: Iterable<{ xs: tf.Tensor; ys: tf.Tensor }> | AsyncIterable<{ xs: tf.Tensor; ys: tf.Tensor }>,
+  step: (batch: { xs: tf.Tensor; ys: tf.Tensor }) => Syncable | Promise<Syncable>,
+  options: { warmup?: number; maxBatches?: number; sampler?: Sampler; epoch?: number } = {},
+): Promise<PipelineSplit> {
+  const warmup = options.warmup ?? 1;
+  const max = options.maxBatches ?? Infinity;
+  const it = Symbol.asyncIterator in batches
+    ? (batches as AsyncIterable<{ xs: tf.Tensor; ys: tf.Tensor }>)[Symbol.asyncIterator]()
+    : (batches as Iterable<{ xs: tf.Tensor; ys: tf.Tensor }>)[Symbol.iterator]();
+  const out: BatchTiming[] = [];
+  try {
+    for (let i = 0; i < max; i++) {
+      const t0 = performance.now();
+      const r = await it.next();
+      const t1 = performance.now();
+      if (r.done) break;
+      try {
+        await sync(await step(r.value));
+      } finally {
+        tf.dispose([r.value.xs, r.value.ys]);
+      }
+      const t2 = performance.now();
+      const bt: BatchTiming = { batch: i, dataMs: t1 - t0, computeMs: t2 - t1, warmup: i < warmup };
+      out.push(bt);
+      options.sampler?.event('batch-end', { epoch: options.epoch ?? null, batch: i, logs: { dataMs: bt.dataMs, computeMs: bt.computeMs } });
+      // Let timers (the sampler's) run between batches, outside the timed parts.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    await it.return?.();
+  }
+  const counted = out.filter((b) => !b.warmup);
+  if (!counted.length) throw new Error(`timePipeline(${variant}): no batches left after ${warmup} warm-up batch(es); give more batches`);
+  const dataMs = counted.reduce((a, b) => a + b.dataMs, 0);
+  const computeMs = counted.reduce((a, b) => a + b.computeMs, 0);
+  return {
+    variant,
+    batches: out,
+    counted: counted.length,
+    dataMs,
+    computeMs,
+    totalMs: dataMs + computeMs,
+    dataShare: dataMs / (dataMs + computeMs),
+    medianDataMs: median(counted.map((b) => b.dataMs)),
+    medianComputeMs: median(counted.map((b) => b.computeMs)),
+  };
+}
+
+/** Pipeline splits as long rows for a stacked bar chart: `variant, part ('input pipeline'|'compute'), msPerBatch, share`. */
+export function splitRows(splits: readonly PipelineSplit[]): Row[] {
+  return splits.flatMap((s) => [
+    { variant: s.variant, part: 'input pipeline', msPerBatch: s.dataMs / s.counted, share: s.dataShare },
+    { variant: s.variant, part: 'compute', msPerBatch: s.computeMs / s.counted, share: 1 - s.dataShare },
+  ]);
+}
