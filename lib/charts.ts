@@ -87,11 +87,51 @@ export interface BarOptions extends CommonOptions {
   /** Error bar low/high fields (e.g. `min`/`max`). */
   errorLow?: string;
   errorHigh?: string;
+  /**
+   * Log-scale values: bars grow from the power of ten below the smallest value (a log scale has
+   * no zero). Values must be positive; stacked parts cannot be combined with it.
+   */
   logY?: boolean;
   /** Sort categories as given (default) or by value. */
   sortByValue?: boolean;
-  /** With `color`: stack the coloured parts in one bar (e.g. a time breakdown) instead of grouping them. */
+  /**
+   * With `color`: stack the coloured parts in one bar (e.g. a time breakdown) instead of grouping
+   * them. With `logY` there is no stacking: each category must have one part, coloured.
+   */
   stacked?: boolean;
+}
+
+/**
+ * The y scale of a log-scale bar chart. A bar needs a baseline below its top, and a log scale has
+ * no zero: the floor is the power of ten strictly below the smallest value drawn (bar or error
+ * low), so even the smallest bar has height. Throws, naming the chart, on a value a log scale
+ * cannot show (≤ 0), and on stacked parts (a log scale cannot stack them).
+ */
+function logBarScale(o: BarOptions, values: readonly Row[], yField: string): { type: 'log'; domainMin: number } {
+  const fields = [yField, ...(o.errorLow ? [o.errorLow] : [])];
+  let min = Infinity;
+  for (const r of values) {
+    for (const field of fields) {
+      const v = r[field];
+      if (v === null || v === undefined) continue;
+      const n = Number(v);
+      if (!(n > 0)) throw new Error(`charts.barChart "${o.title}": logY needs positive values, but ${field} = ${String(v)}`);
+      min = Math.min(min, n);
+    }
+  }
+  if (o.stacked && o.color) {
+    const x = f(o.x).field;
+    const seen = new Set<string>();
+    for (const r of values) {
+      const key = String(r[x]);
+      if (seen.has(key)) throw new Error(`charts.barChart "${o.title}": stacked bars cannot be drawn on a log scale (${x} = ${key} has several parts); drop logY or stacked`);
+      seen.add(key);
+    }
+  }
+  if (!Number.isFinite(min)) return { type: 'log', domainMin: 1 };
+  let floor = 10 ** Math.floor(Math.log10(min));
+  if (floor >= min) floor /= 10;
+  return { type: 'log', domainMin: floor };
 }
 
 /** Bars with optional error bars (min–max or any low/high pair) and grouped colours. */
@@ -107,13 +147,15 @@ export function barChart(o: BarOptions): ChartSpec {
     sort: o.sortByValue ? { field: y.field, op: 'max' as const, order: 'descending' as const } : null,
     axis: { labelAngle: -30 },
   };
-  const yScale = o.logY ? { type: 'log' as const } : { zero: true };
+  const yScale = o.logY ? logBarScale(o, values, y.field) : { zero: true };
   const layers: unknown[] = [
     {
       mark: { type: 'bar', tooltip: true },
       encoding: {
         x: xEnc,
-        y: { field: y.field, type: 'quantitative', title: y.title ?? y.field, scale: yScale },
+        // On a log scale bars are never stacked: a stack starts at 0, which a log scale cannot show
+        // (Vega-Lite then draws every bar with zero height). Each bar grows up from the scale's floor.
+        y: { field: y.field, type: 'quantitative', title: y.title ?? y.field, scale: yScale, ...(o.logY ? { stack: null } : {}) },
         ...(color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field }, ...(o.stacked ? {} : { xOffset: { field: color.field } }) } : {}),
       },
     },
@@ -404,15 +446,22 @@ function kernelDisplayWriter(): WriteDisplayData | null {
 
 /**
  * Send a multi-MIME bundle to the notebook as ONE display_data message, through tslab's
- * internal `lastWriteDisplayData` (the public `display.*` API sends one MIME type per output).
- * Returns false when not running inside a tslab kernel.
+ * internal `lastWriteDisplayData` (the public `display.*` API sends one MIME type per output),
+ * with optional output `metadata` (per MIME type). Returns false when not running inside a tslab kernel.
  */
-export function sendBundle(data: MimeBundle): boolean {
+export function sendBundle(data: MimeBundle, metadata: Record<string, unknown> = {}): boolean {
   const write = kernelDisplayWriter();
   if (!write) return false;
-  write({ data, metadata: {}, transient: {} }, false);
+  write({ data, metadata, transient: {} }, false);
   return true;
 }
+
+/**
+ * The output metadata sent with a chart bundle: JupyterLab's Vega renderer reads
+ * `embed_options` from it. Charts render as SVG there (sharp at any zoom, and the same renderer as
+ * the published site) rather than vega-embed's default canvas.
+ */
+export const CHART_OUTPUT_METADATA: Readonly<Record<string, unknown>> = Object.freeze({ [VEGALITE_MIME]: { embed_options: { renderer: 'svg' } } });
 
 /**
  * Show a chart in the notebook: one display bundle (Vega-Lite v5 + SVG + text). Outside a
@@ -420,5 +469,5 @@ export function sendBundle(data: MimeBundle): boolean {
  */
 export async function show(spec: ChartSpec): Promise<void> {
   const b = await bundle(spec);
-  if (!sendBundle(b)) console.log(String(b['text/plain']));
+  if (!sendBundle(b, { ...CHART_OUTPUT_METADATA })) console.log(String(b['text/plain']));
 }

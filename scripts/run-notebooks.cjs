@@ -1,26 +1,23 @@
 #!/usr/bin/env node
-// Run scripts/run_notebooks.py with the Python that Jupyter itself uses (it has nbclient),
-// not whatever `python3` comes first on PATH (pyenv, conda …).
+// Run scripts/run_notebooks.py with the project-local Jupyter's Python (.venv, made by
+// scripts/setup-jupyter.sh), so nbclient and the tslab kernel spec come from this checkout and
+// never from a system or per-user Jupyter.
 'use strict';
-const { spawnSync, execFileSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-function jupyterPython() {
-  try {
-    const jupyter = execFileSync('sh', ['-c', 'command -v jupyter'], { encoding: 'utf8' }).trim();
-    const first = fs.readFileSync(jupyter, 'utf8').split('\n')[0];
-    const py = first.startsWith('#!') ? first.slice(2).trim().split(/\s+/)[0] : '';
-    if (py && fs.existsSync(py)) return py;
-  } catch {
-    /* fall through */
-  }
-  return 'python3';
-}
-
 const root = path.resolve(__dirname, '..');
-const r = spawnSync(jupyterPython(), [path.join(__dirname, 'run_notebooks.py'), ...process.argv.slice(2)], {
+const python = path.join(root, '.venv', 'bin', 'python');
+if (!fs.existsSync(python)) {
+  console.error(`run-notebooks: ${python} is missing: set up the project-local Jupyter first with\n  npm run setup:jupyter   (bash scripts/setup-jupyter.sh)`);
+  process.exit(1);
+}
+const r = spawnSync(python, [path.join(__dirname, 'run_notebooks.py'), ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
+  // Kernel specs from the venv first (not ~/.local/share/jupyter).
+  env: { ...process.env, JUPYTER_PREFER_ENV_PATH: '1' },
 });
+if (r.error) console.error(`run-notebooks: could not start ${python}: ${r.error.message}`);
 process.exit(r.status ?? 1);

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Jupyter + the tslab kernel (notebook tests)
+# The project-local Jupyter in .venv/ + the tslab kernel (notebook, JupyterLab and export tests)
 bash scripts/setup-jupyter.sh
 
 # The native TensorFlow backend (tfjs-node built against pip's TensorFlow 2.21; issue 15).

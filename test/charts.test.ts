@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pl from 'nodejs-polars';
 import * as charts from '../lib/charts';
+import { assertMarksVisible, markProblems, pathGeometry, svgMarks } from './chart-check';
 
 const rows = [
   { backend: 'wasm', gflops: 17, lo: 15, hi: 18, epoch: 1, acc: 0.7, group: 'a' },
@@ -27,7 +28,83 @@ test('every builder gives a Vega-Lite v5 spec that compiles and renders to SVG w
     const svg = await charts.toSvg(spec);
     assert.match(svg, /^<svg/);
     assert.ok(marks(svg) >= 3, `expected marks in the SVG of ${charts.summaryLine(spec)}`);
+    assertMarksVisible(svgMarks(svg), charts.summaryLine(spec));
   }
+});
+
+// The two log-scale bar charts that drew empty axes (02's seed experiment: stacked + log; 05's
+// latency: grouped + log), with data shaped like theirs.
+const seedRows = [
+  { run: 'wasm (this machine)', seconds: 43, source: 'measured here' },
+  { run: 'webgpu (this machine)', seconds: 310, source: 'projected here from a subset' },
+  { run: 'article: CPU', seconds: 70.5, source: 'reported by the article' },
+  { run: 'article: GPU', seconds: 62.6, source: 'reported by the article' },
+];
+const latencyRows = [
+  { model: 'small', batch: 'batch 1', ms: 0.8 }, { model: 'small', batch: 'batch 256', ms: 10 },
+  { model: 'large', batch: 'batch 1', ms: 3 }, { model: 'large', batch: 'batch 256', ms: 120 },
+];
+
+test('log-scale bar charts draw every bar with height, the smallest one too (02 seed experiment, 05 latency)', async () => {
+  const specs = [
+    charts.barChart({ title: 'seed', data: seedRows, x: 'run', y: 'seconds', color: 'source', stacked: true, logY: true }),
+    charts.barChart({ title: 'latency', data: latencyRows, x: 'model', y: 'ms', color: 'batch', logY: true }),
+    charts.barChart({ title: 'exact power of ten', data: [{ k: 'a', v: 10 }, { k: 'b', v: 1000 }], x: 'k', y: 'v', logY: true, errorLow: 'v', errorHigh: 'v' }),
+  ];
+  for (const spec of specs) {
+    const items = svgMarks(await charts.toSvg(spec));
+    assertMarksVisible(items, charts.summaryLine(spec));
+    const bars = items.filter((i) => i.kind === 'rect');
+    assert.equal(bars.length, (spec as { data: { values: unknown[] } }).data.values.length, 'one bar per row');
+    for (const b of bars) assert.ok(b.height >= 5, `bar ${b.label} is only ${b.height} px tall`);
+  }
+});
+
+test('a log-scale bar chart refuses values it cannot show and stacked parts, naming the chart', () => {
+  assert.throws(() => charts.barChart({ title: 'T', data: [{ k: 'a', v: 0 }], x: 'k', y: 'v', logY: true }), /barChart "T": logY needs positive values, but v = 0/);
+  assert.throws(
+    () => charts.barChart({ title: 'S', data: [{ k: 'a', p: 'x', v: 1 }, { k: 'a', p: 'y', v: 2 }], x: 'k', y: 'v', color: 'p', stacked: true, logY: true }),
+    /barChart "S": stacked bars cannot be drawn on a log scale \(k = a has several parts\)/,
+  );
+});
+
+test('the mark check fails a chart that draws empty axes: the old stacked log-scale bar spec', async () => {
+  // What barChart built before the fix: a stacked bar on a log scale, stack starting at 0.
+  const broken = {
+    $schema: charts.VEGA_LITE_SCHEMA, title: 'seed (old spec)', width: 480, height: 280, data: { values: seedRows },
+    layer: [{ mark: { type: 'bar', tooltip: true }, encoding: {
+      x: { field: 'run', type: 'nominal', sort: null },
+      y: { field: 'seconds', type: 'quantitative', scale: { type: 'log' } },
+      color: { field: 'source', type: 'nominal' },
+    } }],
+  } as unknown as charts.ChartSpec;
+  const svg = await charts.toSvg(broken);
+  assert.match(svg, /role="graphics-symbol"/, 'the old spec does emit bar elements (why the old test passed)');
+  const problems = markProblems(svgMarks(svg));
+  assert.ok(problems.length >= seedRows.length, problems.join('\n'));
+  assert.match(problems[0], /rect "run: wasm \(this machine\); seconds: 43; source: measured here" is [\d.]+×0 px: not visible/);
+  assert.throws(() => assertMarksVisible(svgMarks(svg), 'old seed chart'), /old seed chart: the chart does not draw its data/);
+  // The grouped one (05) was just as empty.
+  const grouped = JSON.parse(JSON.stringify(broken)) as { layer: { encoding: Record<string, unknown> }[]; data: { values: unknown[] } };
+  grouped.data.values = latencyRows;
+  grouped.layer[0].encoding = { x: { field: 'model', type: 'nominal' }, y: { field: 'ms', type: 'quantitative', scale: { type: 'log' } }, color: { field: 'batch', type: 'nominal' }, xOffset: { field: 'batch' } };
+  assert.ok(markProblems(svgMarks(await charts.toSvg(grouped as unknown as charts.ChartSpec))).length >= 4);
+});
+
+test('the mark check: no marks, lines without length and points off the plot all fail', async () => {
+  const empty = charts.barChart({ title: 'nothing', data: [], x: 'k', y: 'v' });
+  assert.deepEqual(markProblems(svgMarks(await charts.toSvg(empty))), ['no data marks drawn (bars, lines, points or areas): the chart shows empty axes']);
+  const plot = { width: 100, height: 50 };
+  const base = { layer: 'mark-line role-mark layer_0_marks', x: 0, y: 0, width: 0, height: 0, length: 0, plot, label: '' };
+  assert.match(markProblems([{ ...base, kind: 'line' }]).join(), /line layer "mark-line role-mark layer_0_marks": none of its 1 item\(s\) has any length/);
+  assert.deepEqual(markProblems([{ ...base, kind: 'line', length: 3 }, { ...base, kind: 'line' }]), [], 'one series of a single point is fine');
+  assert.match(markProblems([{ ...base, kind: 'symbol', x: 120, y: 10, width: 4, height: 4 }]).join(), /outside the 100×50 plot/);
+  assert.deepEqual(markProblems([{ ...base, kind: 'symbol', x: 10, y: 10, width: 4, height: 4 }]), []);
+  assert.deepEqual(pathGeometry('M1,2h10v5h-10Z'), { x: 1, y: 2, width: 10, height: 5, length: 30 });
+  // A bar whose value is 0 is flat on a linear scale; that is drawn correctly.
+  const zero = charts.barChart({ title: 'zero', data: [{ k: 'a', v: 0 }, { k: 'b', v: 3 }], x: 'k', y: 'v' });
+  assert.deepEqual(markProblems(svgMarks(await charts.toSvg(zero))), []);
+  assert.match(markProblems([{ ...base, kind: 'rect', width: 10, height: 0, label: 'k: a; v: 2' }]).join(), /rect "k: a; v: 2" is 10×0 px/);
 });
 
 test('charts accept a polars DataFrame', async () => {
@@ -59,7 +136,8 @@ test('the bundle holds exactly vega-lite v5, SVG and text, and show() sends it a
     jupyter.lastWriteDisplayData = null;
   }
   assert.equal(sent.length, 1);
-  const msg = sent[0] as { data: Record<string, unknown> };
+  const msg = sent[0] as { data: Record<string, unknown>; metadata: Record<string, unknown> };
+  assert.deepEqual(msg.metadata, { 'application/vnd.vegalite.v5+json': { embed_options: { renderer: 'svg' } } }, 'JupyterLab renders it as SVG');
   assert.deepEqual(Object.keys(msg.data).sort(), ['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']);
 });
 

@@ -1,6 +1,7 @@
 /**
  * Every committed notebook is clean, and executes headless in quick mode with no error output
- * and with every chart it promises (each `charts.show(` call) present as a full bundle.
+ * and with every chart it promises (each `charts.show(` call) present as a full bundle whose SVG
+ * draws its data (test/chart-check.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT, tempDir } from './helpers';
+import { assertMarksVisible, svgMarks } from './chart-check';
 
 interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> }
 interface Cell { cell_type: string; source: string | string[]; outputs?: Output[]; execution_count?: number | null }
@@ -19,8 +21,8 @@ const notebooks = fs.readdirSync(NB_DIR).filter((f) => f.endsWith('.ipynb')).sor
 const join = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : x ?? '');
 const read = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
 
-function runNotebooks(files: string[], out: string, env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'run-notebooks.cjs'), '--out', out, ...files], {
+function runNotebooks(files: string[], out: string, env: Record<string, string> = {}, extra: string[] = []) {
+  return spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'run-notebooks.cjs'), '--out', out, ...extra, ...files], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, GPULAB_QUICK: '1', ...env },
@@ -76,7 +78,9 @@ for (const file of notebooks) {
         if (vl) {
           bundles++;
           assert.equal(typeof vl, 'object', `cell ${i}: the Vega-Lite part must be a spec object`);
-          assert.match(join(o.data?.['image/svg+xml'] as string | string[]), /^<svg/, `cell ${i}: the SVG part is missing`);
+          const svg = join(o.data?.['image/svg+xml'] as string | string[]);
+          assert.match(svg, /^<svg/, `cell ${i}: the SVG part is missing`);
+          assertMarksVisible(svgMarks(svg), `${file} cell ${i} (${join(o.data?.['text/plain'] as string | string[])})`);
           assert.match(join(o.data?.['text/plain'] as string | string[]), /^\[chart\]/, `cell ${i}: the text part is missing`);
         }
       }
@@ -99,29 +103,44 @@ test('02-cpu-vs-gpu.ipynb still executes on wasm (GPULAB_BACKEND=wasm)', () => {
   });
 });
 
-test('the runner fails on a throwing cell, naming the notebook, the cell and the error', () => {
+test('the runner fails on a throwing cell, naming the notebook, the cell and the error; shows cell progress and repeated kernel warnings once', () => {
   const { dir, cleanup } = tempDir();
   try {
-    const nb = {
-      cells: [
-        { cell_type: 'code', id: 'a', metadata: {}, execution_count: null, outputs: [], source: ['const x = 1 + 1;\n', 'x'] },
-        { cell_type: 'code', id: 'b', metadata: {}, execution_count: null, outputs: [], source: ["throw new Error('planted failure');"] },
-        { cell_type: 'code', id: 'c', metadata: {}, execution_count: null, outputs: [], source: ['3'] },
-      ],
+    // A "driver warning" written straight to the kernel process's stderr (as Dawn does), by both notebooks.
+    const warn = "require('fs').writeSync(2, 'Warning: limit artificially reduced from 1000000 to 16\\n');";
+    const notebook = (cells: string[]) => ({
+      cells: cells.map((src, i) => ({ cell_type: 'code', id: `c${i}`, metadata: {}, execution_count: null, outputs: [], source: [src] })),
       metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
       nbformat: 4,
       nbformat_minor: 5,
-    };
+    });
+    const ok = path.join(dir, 'fine.ipynb');
+    fs.writeFileSync(ok, JSON.stringify(notebook([warn, '1 + 1'])));
     const src = path.join(dir, 'broken.ipynb');
-    fs.writeFileSync(src, JSON.stringify(nb));
+    fs.writeFileSync(src, JSON.stringify(notebook([`${warn}\nconst x = 1 + 1;\nx`, "throw new Error('planted failure');", '3'])));
     const out = path.join(dir, 'out');
-    const r = runNotebooks([src], out);
+    const times = path.join(dir, 'times.json');
+    const r = runNotebooks([ok, src], out, {}, ['--times', times]);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /broken\.ipynb .*FAILED in code cell 2/);
     assert.match(r.stdout, /throw new Error\('planted failure'\)/);
     assert.match(r.stdout, /error: [\s\S]*Error: planted failure/);
     assert.ok(!fs.existsSync(path.join(out, 'broken.ipynb')), 'no executed copy for a failed run');
     assert.ok(fs.existsSync(path.join(out, 'broken.failed.ipynb')), 'the partial run is kept for debugging');
+    // Progress: the notebook, the cell and the elapsed time.
+    assert.match(r.stdout, /^fine · cell 1\/2 · \d+:\d\d$/m);
+    assert.match(r.stdout, /^broken · cell 1\/3 · \d+:\d\d$/m);
+    // The warning both kernels print is shown once.
+    assert.equal(r.stdout.split('limit artificially reduced').length - 1, 1, r.stdout);
+    assert.match(r.stdout, /\(1 repeated kernel stderr line\(s\) not shown again\)/);
+    // The clean notebook's cell times are kept for the next run's estimate.
+    const kept = JSON.parse(fs.readFileSync(times, 'utf8')) as { quick: Record<string, { total: number; cells: Record<string, number> }> };
+    assert.deepEqual(Object.keys(kept.quick.fine.cells).sort(), ['c0', 'c1']);
+    assert.ok(kept.quick.fine.total > 0);
+    const again = runNotebooks([ok], out, {}, ['--times', times]);
+    assert.equal(again.status, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /the last run took \d+:\d\d/);
+    assert.match(again.stdout, /^fine · cell 1\/2 · \d+:\d\d · about \d+:\d\d left \(last run \d+:\d\d\)$/m);
   } finally {
     cleanup();
   }
