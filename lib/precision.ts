@@ -203,8 +203,15 @@ export function roundTensor<T extends tf.Tensor>(x: T, format: FloatFormat): T {
     // below the smallest normal the spacing is fixed (subnormals)
     const minExp = Math.log2(info.minNormal);
     e = tf.maximum(e, minExp);
-    const ulp = tf.pow(2, tf.sub(e, info.mantissaBits));
-    let q = tf.mul(tf.round(tf.div(a, ulp)), ulp); // tf.round is round-half-to-even on every backend
+    // q = round(a / ulp) · ulp with ulp = 2^(e − mantissaBits). For bfloat16, ulp goes down to
+    // 2^−133, a float32 subnormal, which backends that flush denormals to zero (TensorFlow's CPU
+    // kernels do) turn into 0, and a / 0 into NaN. So scale by powers of two that stay normal:
+    // 2^−e split into two halves, each within ±64.
+    const h1 = tf.floor(tf.div(tf.neg(e), 2));
+    const h2 = tf.sub(tf.neg(e), h1);
+    const scaled = tf.mul(tf.mul(tf.mul(a, tf.pow(2, h1)), tf.pow(2, h2)), 2 ** info.mantissaBits);
+    // tf.round is round-half-to-even on every backend
+    let q = tf.mul(tf.mul(tf.mul(tf.round(scaled), 2 ** -info.mantissaBits), tf.pow(2, tf.neg(h1))), tf.pow(2, tf.neg(h2)));
     if (format === 'float16') {
       const overflow = tf.logicalOr(tf.greater(q, info.max), tf.isInf(a));
       q = tf.where(overflow, tf.fill(q.shape, Infinity), q);

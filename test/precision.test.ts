@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/backends/device';
+import { listBackends, useBackend } from '../lib/backends/device';
 import * as precision from '../lib/precision';
 import { tempDir } from './helpers';
 
@@ -263,4 +263,27 @@ test('precisionMemoryBudget: float16 halves activations; mixed keeps float32 mas
   assert.equal(f16.total, f32.total / 2);
   assert.ok(mixed.trafficPerStep < f32.trafficPerStep);
   for (const r of rows) assert.equal(r.total, r.weights + r.gradients + r.optimizer + r.activations);
+});
+
+test('roundTensor agrees with the host conversion on the native backend too, where denormals are flushed to zero (0 stayed NaN in bfloat16 there)', async (t) => {
+  const native = (await listBackends()).find((b) => b.name === 'tensorflow');
+  if (!native?.available) {
+    if (process.env.CI === 'true') assert.fail(`the native tensorflow backend must load in CI: ${native?.reason}`);
+    t.skip(`native tensorflow backend not available: ${native?.reason}`);
+    return;
+  }
+  await useBackend('tensorflow');
+  try {
+    // float32 normals only: a flush-to-zero backend cannot hold float32 subnormals at all
+    const vals = [0, -0, 1, -1, 1e-3, 3.14159, 65504, 70000, 1e-8, 1e-30, 1.5e-38, 1e38, 3e38, 1.0009765625, NaN, Infinity, -Infinity];
+    for (const format of ['float16', 'bfloat16'] as const) {
+      const x = tf.tensor1d(vals);
+      const r = precision.roundTensor(x, format);
+      const got = Array.from(await r.data());
+      tf.dispose([x, r]);
+      vals.forEach((v, i) => assert.ok(Object.is(got[i], precision.roundToFormat(v, format)), `${format}(${v}) on tensorflow: got ${got[i]}, want ${precision.roundToFormat(v, format)}`));
+    }
+  } finally {
+    await useBackend('wasm');
+  }
 });
