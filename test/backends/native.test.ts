@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as device from '../../lib/backends/device';
 import * as native from '../../lib/backends/native';
 import { ROOT } from '../helpers';
+import { gradientComputation, relativeError, seeded, trainingComputation, valuesOn, type Computation } from './parity';
 
 /** ‖native − cpu‖∞ / ‖cpu‖∞ bound (TensorFlow's oneDNN sums in another order than tfjs' cpu backend). */
 const TOLERANCE = 1e-5;
@@ -36,58 +37,22 @@ async function haveNative(t: { skip: (msg: string) => void }): Promise<boolean> 
   return false;
 }
 
-function seeded(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  }
-  return out;
-}
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'result sizes differ');
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (Number.isNaN(b[i])) {
-      assert.ok(Number.isNaN(a[i]), `expected NaN at ${i}, got ${a[i]}`);
-      continue;
-    }
-    assert.ok(Number.isFinite(a[i]), `non-finite value at ${i}: ${a[i]}`);
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
-
-type Fn = () => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor[]>;
-
-async function runOn(backend: string, fn: Fn): Promise<Float32Array[]> {
-  await device.activateBackend(backend);
-  const out = await fn();
-  const list = Array.isArray(out) ? out : [out];
-  const values = await Promise.all(list.map(async (t) => new Float32Array(await t.data())));
-  tf.dispose(list);
-  return values;
-}
 
 /**
  * Compare `fn` on tensorflow (gpulab's fast kernels, then tfjs-node's own) with the cpu backend.
  * Returns the fast-kernel counters of the fast run.
  */
-async function expectClose(name: string, fn: Fn, tolerance = TOLERANCE): Promise<ReturnType<typeof native.nativeKernelStats>> {
-  const cpu = await runOn('cpu', fn);
+async function expectClose(name: string, fn: Computation, tolerance = TOLERANCE): Promise<ReturnType<typeof native.nativeKernelStats>> {
+  const cpu = await valuesOn('cpu', fn);
   await device.activateBackend('tensorflow'); // installs the fast kernels
   assert.equal(native.nativeFastKernelsInstalled(), true);
   native.resetNativeKernelStats();
-  const fast = await runOn('tensorflow', fn);
+  const fast = await valuesOn('tensorflow', fn);
   const used = native.nativeKernelStats();
   native.uninstallNativeFastKernels();
   let stock: Float32Array[];
   try {
-    stock = await runOn('tensorflow', fn);
+    stock = await valuesOn('tensorflow', fn);
   } finally {
     native.installNativeFastKernels();
   }
@@ -279,53 +244,12 @@ test('conv2d, pooling and softmax match the cpu backend', async (t) => {
 
 test('gradients through conv, pooling, dense and softmax cross-entropy match the cpu backend', async (t) => {
   if (!(await haveNative(t))) return;
-  const x = seeded(2 * 8 * 8 * 3, 11);
-  const k = seeded(3 * 3 * 3 * 4, 12, -0.5, 0.5);
-  const w = seeded(4 * 4 * 4 * 10, 13, -0.3, 0.3);
-  const labels = new Float32Array(2 * 10);
-  labels[3] = 1;
-  labels[10 + 7] = 1;
-  await expectClose('gradients', () => {
-    const X = tf.tensor4d(x, [2, 8, 8, 3]);
-    const K = tf.tensor4d(k, [3, 3, 3, 4]);
-    const W = tf.tensor2d(w, [64, 10]);
-    const Y = tf.tensor2d(labels, [2, 10]);
-    const loss = (xx: tf.Tensor4D, kk: tf.Tensor4D, ww: tf.Tensor2D) => {
-      const h = tf.maxPool(tf.relu(tf.conv2d(xx, kk, 1, 'same')), 2, 2, 'valid').reshape([2, 64]) as tf.Tensor2D;
-      return tf.losses.softmaxCrossEntropy(Y, tf.matMul(h, ww));
-    };
-    const g = tf.grads((xx, kk, ww) => loss(xx as tf.Tensor4D, kk as tf.Tensor4D, ww as tf.Tensor2D))([X, K, W]);
-    tf.dispose([X, K, W, Y]);
-    return g;
-  });
+  await expectClose('gradients', gradientComputation(11));
 });
 
 test('a short 784-500-10 training run (SGD momentum) matches the cpu backend', async (t) => {
   if (!(await haveNative(t))) return;
-  const n = 96;
-  const batch = 32;
-  const xs = seeded(n * 784, 20, 0, 1);
-  const labels = new Float32Array(n * 10);
-  for (let i = 0; i < n; i++) labels[i * 10 + ((i * 7) % 10)] = 1;
-  const init = [seeded(784 * 500, 21, -0.03, 0.03), seeded(500, 22, -0.01, 0.01), seeded(500 * 10, 23, -0.05, 0.05), seeded(10, 24, -0.01, 0.01)];
-  const shapes = [[784, 500], [500], [500, 10], [10]];
-  const used = await expectClose('training', async () => {
-    const model = tf.sequential({
-      layers: [tf.layers.dense({ inputShape: [784], units: 500, activation: 'relu' }), tf.layers.dense({ units: 10, activation: 'softmax' })],
-    });
-    model.setWeights(init.map((v, i) => tf.tensor(v, shapes[i])));
-    model.compile({ optimizer: tf.train.momentum(0.05, 0.9), loss: 'categoricalCrossentropy' });
-    const X = tf.tensor2d(xs, [n, 784]);
-    const Y = tf.tensor2d(labels, [n, 10]);
-    const history = await model.fit(X, Y, { batchSize: batch, epochs: 2, shuffle: false, verbose: 0 });
-    // What training changed (final − initial weights), so a wrong update cannot hide behind the
-    // unchanged part of the weights (see webgpu.test.ts for the float32 floor of this check).
-    const deltas = model.getWeights().map((w, i) => tf.sub(w, tf.tensor(init[i], shapes[i])));
-    const losses = tf.tensor1d(history.history.loss as number[]);
-    tf.dispose([X, Y]);
-    model.dispose();
-    return [losses, ...deltas];
-  });
+  const used = await expectClose('training', trainingComputation(20));
   assert.ok(used.matMul2d + used.fused2d > 0, 'training used the fast matmul path');
   console.log(`# native vs cpu, max relative error per check: ${JSON.stringify(errors)}`);
 });

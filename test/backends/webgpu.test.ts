@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as device from '../../lib/backends/device';
 import * as webgpu from '../../lib/backends/webgpu';
 import { ROOT } from '../helpers';
+import { gradientComputation, relativeError, seeded, trainingComputation, valuesOn, type Computation } from './parity';
 
 /** The relative error bound of the issue: ‖webgpu − cpu‖∞ / ‖cpu‖∞ ≤ 1e-5. */
 const TOLERANCE = 1e-5;
@@ -44,50 +45,17 @@ function haveAdapter(t: { skip: (msg: string) => void }): boolean {
   return false;
 }
 
-/** Deterministic uniform numbers in [lo, hi) (a small LCG, so both backends get the same inputs). */
-function seeded(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  }
-  return out;
-}
-
-/** ‖a − b‖∞ / ‖b‖∞: the error relative to the reference's largest magnitude. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'result sizes differ');
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Number.isFinite(a[i]), `non-finite value at ${i}: ${a[i]}`);
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
-
-/** Run `fn` on the cpu backend and on webgpu; return each output's values, per backend. */
-async function onBoth(fn: () => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor[]>): Promise<{ cpu: Float32Array[]; gpu: Float32Array[] }> {
-  const run = async (backend: string) => {
-    await device.activateBackend(backend);
-    if (backend === 'webgpu') {
-      tf.env().set('WEBGPU_CPU_FORWARD', false);
-      assert.equal(tf.env().getBool('WEBGPU_CPU_FORWARD'), false);
-    }
-    const out = await fn();
-    const list = Array.isArray(out) ? out : [out];
-    const values = await Promise.all(list.map(async (t) => new Float32Array(await t.data())));
-    tf.dispose(list);
-    return values;
-  };
-  const cpu = await run('cpu');
-  const gpu = await run('webgpu');
+/** Run `fn` on the cpu backend and on webgpu (small ops really on the GPU); return each output's values, per backend. */
+async function onBoth(fn: Computation): Promise<{ cpu: Float32Array[]; gpu: Float32Array[] }> {
+  const cpu = await valuesOn('cpu', fn);
+  const gpu = await valuesOn('webgpu', fn, () => {
+    tf.env().set('WEBGPU_CPU_FORWARD', false);
+    assert.equal(tf.env().getBool('WEBGPU_CPU_FORWARD'), false);
+  });
   return { cpu, gpu };
 }
 
-async function expectClose(name: string, fn: () => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor[]>): Promise<void> {
+async function expectClose(name: string, fn: Computation): Promise<void> {
   const { cpu, gpu } = await onBoth(fn);
   let worst = 0;
   cpu.forEach((c, i) => {
@@ -240,55 +208,12 @@ test('softmax matches the cpu backend, including large logits', async (t) => {
 
 test('gradients through conv, pooling, dense and softmax cross-entropy match the cpu backend', async (t) => {
   if (!haveAdapter(t)) return;
-  const x = seeded(2 * 8 * 8 * 3, 7);
-  const k = seeded(3 * 3 * 3 * 4, 8, -0.5, 0.5);
-  const w = seeded(4 * 4 * 4 * 10, 9, -0.3, 0.3);
-  const labels = new Float32Array(2 * 10);
-  labels[3] = 1;
-  labels[10 + 7] = 1;
-  await expectClose('gradients', () => {
-    const X = tf.tensor4d(x, [2, 8, 8, 3]);
-    const K = tf.tensor4d(k, [3, 3, 3, 4]);
-    const W = tf.tensor2d(w, [64, 10]);
-    const Y = tf.tensor2d(labels, [2, 10]);
-    const loss = (xx: tf.Tensor4D, kk: tf.Tensor4D, ww: tf.Tensor2D) => {
-      const h = tf.maxPool(tf.relu(tf.conv2d(xx, kk, 1, 'same')), 2, 2, 'valid').reshape([2, 64]) as tf.Tensor2D;
-      return tf.losses.softmaxCrossEntropy(Y, tf.matMul(h, ww));
-    };
-    const g = tf.grads((xx, kk, ww) => loss(xx as tf.Tensor4D, kk as tf.Tensor4D, ww as tf.Tensor2D))([X, K, W]);
-    tf.dispose([X, K, W, Y]);
-    return g;
-  });
+  await expectClose('gradients', gradientComputation(7));
 });
 
 test('a short 784-500-10 training run (SGD momentum) matches the cpu backend', async (t) => {
   if (!haveAdapter(t)) return;
-  const n = 96;
-  const batch = 32;
-  const xs = seeded(n * 784, 10, 0, 1);
-  const labels = new Float32Array(n * 10);
-  for (let i = 0; i < n; i++) labels[i * 10 + ((i * 7) % 10)] = 1;
-  const init = [seeded(784 * 500, 11, -0.03, 0.03), seeded(500, 12, -0.01, 0.01), seeded(500 * 10, 13, -0.05, 0.05), seeded(10, 14, -0.01, 0.01)];
-  const shapes = [[784, 500], [500], [500, 10], [10]];
-  await expectClose('training', async () => {
-    const model = tf.sequential({
-      layers: [tf.layers.dense({ inputShape: [784], units: 500, activation: 'relu' }), tf.layers.dense({ units: 10, activation: 'softmax' })],
-    });
-    model.setWeights(init.map((v, i) => tf.tensor(v, shapes[i])));
-    model.compile({ optimizer: tf.train.momentum(0.05, 0.9), loss: 'categoricalCrossentropy' });
-    const X = tf.tensor2d(xs, [n, 784]);
-    const Y = tf.tensor2d(labels, [n, 10]);
-    const history = await model.fit(X, Y, { batchSize: batch, epochs: 2, shuffle: false, verbose: 0 });
-    // Compare what training changed (final − initial weights), not the weights themselves,
-    // so that a wrong update cannot hide behind the large unchanged part. The floor of this
-    // check is float32 rounding of the weights at each step (≈ steps·ulp(w)/max|Δw|), which is
-    // why the initial weights are small and the learning rate is 0.05: the floor is then ≈1e-6.
-    const deltas = model.getWeights().map((w, i) => tf.sub(w, tf.tensor(init[i], shapes[i])));
-    const losses = tf.tensor1d(history.history.loss as number[]);
-    tf.dispose([X, Y]);
-    model.dispose();
-    return [losses, ...deltas];
-  });
+  await expectClose('training', trainingComputation(10));
 });
 
 test('shutdown releases the GPU and webgpu can start again; a process using webgpu exits by itself', async (t) => {
