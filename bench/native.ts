@@ -9,19 +9,13 @@ import * as complexity from '../lib/complexity';
 import * as device from '../lib/backends/device';
 import * as env from '../lib/env';
 import * as experiments from '../lib/experiments';
-import * as flops from '../lib/flops';
 import * as native from '../lib/backends/native';
 import * as results from '../lib/results';
 import * as timing from '../lib/timing';
-import type { BenchContext, SuiteOutput } from './suites';
+import { matMulKernelSuite, result, type BenchContext, type MatMulShape, type SuiteOutput } from './suites';
 
 /** Targets of issue 15, reported by `npm run bench`, never enforced by its exit code. */
 export const NATIVE_TARGETS = { seedSeconds: 12, convnetOverWasm: 5, fitOverLoop: 1.2 } as const;
-
-function result(what: { experiment: string; variant: string; params?: Record<string, results.ParamValue>; extra?: Record<string, results.ParamValue> }, samples: number[], ds: BenchContext['ds'] | null): results.Result {
-  const t: timing.Timing = { ...timing.summarize(samples), device: device.describeDevice() };
-  return results.resultFromTiming({ ...what, dataset: ds?.source ?? 'none', extra: { ...what.extra, spread: (t.max - t.min) / t.median } }, t);
-}
 
 /** True when both the native backend and wasm can run here. */
 export async function nativeAndWasmAvailable(): Promise<boolean> {
@@ -113,28 +107,13 @@ export async function convnetSuite(): Promise<SuiteOutput & { native: number; wa
 
 /** The matmuls of a seed training step on the native backend, tfjs-node's kernels against gpulab's. */
 export async function nativeKernelSuite(): Promise<SuiteOutput> {
-  const out: SuiteOutput = { results: [], rows: [] };
-  const shapes = [
+  const shapes: MatMulShape[] = [
     { op: 'forward x·W1', m: 100, k: 784, n: 500, tA: false, tB: false },
     { op: 'weight grad xT·dy', m: 784, k: 100, n: 500, tA: true, tB: false },
     { op: 'forward h·W2', m: 100, k: 500, n: 10, tA: false, tB: false },
     { op: 'input grad dy·W2T', m: 100, k: 10, n: 500, tA: false, tB: true },
   ];
-  await device.withBackend('tensorflow', async () => {
-    try {
-      for (const fast of [false, true]) {
-        if (fast) native.installNativeFastKernels();
-        else native.uninstallNativeFastKernels();
-        const kernels = fast ? 'gpulab MatMul' : 'tfjs-node BatchMatMulV2';
-        for (const s of shapes) {
-          const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB, repeats: env.pick(30, 5) });
-          out.results.push(result({ experiment: 'native-matmul', variant: `${kernels}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels }, extra: { gflops: r.gflops } }, r.timing.samples, null));
-          out.rows.push({ experiment: 'native matmul', variant: `${kernels}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
-        }
-      }
-    } finally {
-      native.installNativeFastKernels();
-    }
-  });
-  return out;
+  return device.withBackend('tensorflow', () => matMulKernelSuite('native-matmul', shapes, {
+    stock: 'tfjs-node BatchMatMulV2', fast: 'gpulab MatMul', install: native.installNativeFastKernels, uninstall: native.uninstallNativeFastKernels,
+  }, env.pick(30, 5)));
 }

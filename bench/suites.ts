@@ -41,7 +41,8 @@ export interface BenchContext {
   quick: boolean;
 }
 
-function result(
+/** A Result record from timing samples on the current backend (with the samples' spread). */
+export function result(
   what: { experiment: string; variant: string; params?: Record<string, ParamValue>; extra?: Record<string, ParamValue>; metric?: string },
   samples: number[],
   ds: data.FashionMnist | null,
@@ -75,29 +76,40 @@ export async function peakSuite(label: string): Promise<{ out: SuiteOutput; peak
   };
 }
 
-/** wasm only: the seed MLP's three first-layer matmuls with the stock kernels and with gpulab's overrides. */
-export async function wasmKernelSuite(ctx: BenchContext): Promise<SuiteOutput> {
+/** One matmul of a training step: its name, shape and transposes. */
+export interface MatMulShape { op: string; m: number; k: number; n: number; tA: boolean; tB: boolean }
+
+/**
+ * The same matmuls timed with a backend's stock kernels and then with gpulab's overrides
+ * (`kernels.install`/`uninstall`), on the current backend; the overrides are installed again
+ * at the end whatever happens.
+ */
+export async function matMulKernelSuite(experiment: string, shapes: MatMulShape[], kernels: { stock: string; fast: string; install: () => void; uninstall: () => void }, repeats: number): Promise<SuiteOutput> {
   const out: SuiteOutput = { results: [], rows: [] };
-  const shapes = [
-    { op: 'forward x·W', m: 100, k: 784, n: 500, tA: false, tB: false },
-    { op: 'weight grad xT·dy', m: 784, k: 100, n: 500, tA: true, tB: false },
-    { op: 'input grad dy·WT', m: 100, k: 500, n: 784, tA: false, tB: true },
-  ];
   try {
     for (const fast of [false, true]) {
-      if (fast) wasmFast.installFastKernels();
-      else wasmFast.uninstallFastKernels();
-      const kernels = fast ? 'gpulab' : 'stock';
+      if (fast) kernels.install();
+      else kernels.uninstall();
+      const label = fast ? kernels.fast : kernels.stock;
       for (const s of shapes) {
-        const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB, repeats: env.pick(10, 3) });
-        out.results.push(result({ experiment: 'wasm-matmul', variant: `${kernels}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels }, extra: { gflops: r.gflops } }, r.timing.samples, null));
-        out.rows.push({ experiment: 'wasm matmul', variant: `${kernels}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
+        const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB, repeats });
+        out.results.push(result({ experiment, variant: `${label}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels: label }, extra: { gflops: r.gflops } }, r.timing.samples, null));
+        out.rows.push({ experiment: experiment.replace('-', ' '), variant: `${label}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
       }
     }
   } finally {
-    wasmFast.installFastKernels();
+    kernels.install();
   }
   return out;
+}
+
+/** wasm only: the seed MLP's three first-layer matmuls with the stock kernels and with gpulab's overrides. */
+export async function wasmKernelSuite(_ctx: BenchContext): Promise<SuiteOutput> {
+  return matMulKernelSuite('wasm-matmul', [
+    { op: 'forward x·W', m: 100, k: 784, n: 500, tA: false, tB: false },
+    { op: 'weight grad xT·dy', m: 784, k: 100, n: 500, tA: true, tB: false },
+    { op: 'input grad dy·WT', m: 100, k: 500, n: 784, tA: false, tB: true },
+  ], { stock: 'stock', fast: 'gpulab', install: wasmFast.installFastKernels, uninstall: wasmFast.uninstallFastKernels }, env.pick(10, 3));
 }
 
 /** Per-epoch wall seconds of a seed run (every epoch ran the same number of batches). */
