@@ -122,7 +122,7 @@ export function defaultSourceBaseDir(datasetSource: string, quick = false): stri
 
 /**
  * Train {@link buildSourceConvnet} on the source task (classes 0–4) and save it with its
- * {@link SourceBaseMetadata}. What `scripts/train-transfer-base.ts` runs.
+ * {@link SourceBaseMetadata}. What `scripts/setup/train-transfer-base.ts` runs.
  */
 export async function trainSourceBase(options: SourceBaseOptions = {}): Promise<{ dir: string; metadata: SourceBaseMetadata }> {
   const ds = options.ds ?? (await loadFashionMnist());

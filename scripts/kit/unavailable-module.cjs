@@ -2,7 +2,7 @@
 // benchmarks do not need). Importing works; using it throws an error that says why.
 'use strict';
 const fail = () => {
-  throw new Error('this package is not included in the gpulab GPU kit (scripts/build-gpu-kit.sh leaves out nodejs-polars and sharp)');
+  throw new Error('this package is not included in the gpulab GPU kit (scripts/kit/build.sh leaves out nodejs-polars and sharp)');
 };
 const stub = new Proxy(function unavailable() {}, {
   get(target, key) {

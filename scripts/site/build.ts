@@ -11,7 +11,7 @@ import { indexHtml, notebookPageHtml, renderNotebookBody, type IndexEntry } from
 
 /** Options of {@link buildSite}. */
 export interface BuildOptions {
-  /** The repository root (holds scripts/run-notebooks.cjs and node_modules). */
+  /** The repository root (holds scripts/notebooks/run.cjs and node_modules). */
   root: string;
   /** The committed notebooks: they decide which pages exist, and in which order. */
   sources: string;
@@ -101,7 +101,7 @@ export function staleNotebooks(sources: string, from: string, files: readonly st
 }
 
 function executeNotebooks(o: BuildOptions, files: readonly string[]): void {
-  const runner = path.join(o.root, 'scripts', 'run-notebooks.cjs');
+  const runner = path.join(o.root, 'scripts', 'notebooks', 'run.cjs');
   const r = spawnSync(process.execPath, [runner, '--out', o.from, ...files.map((f) => path.join(o.sources, f))], {
     cwd: o.root,
     stdio: 'inherit',
@@ -183,7 +183,7 @@ export function buildSite(o: BuildOptions): BuildReport {
       if (!fs.existsSync(src)) throw new Error(`publish: ${src} is missing (is ${pkg} installed completely? run npm ci)`);
       writeFile(path.join(tmp, 'assets', dest), fs.readFileSync(src));
     }
-    writeFile(path.join(tmp, 'assets', 'vendor', 'README.txt'), `Copied from node_modules by scripts/publish.ts:\n\n${vendorNotice(o.root)}`);
+    writeFile(path.join(tmp, 'assets', 'vendor', 'README.txt'), `Copied from node_modules by scripts/site/publish.ts:\n\n${vendorNotice(o.root)}`);
     swapInto(tmp, out);
     return { out, index: path.join(out, 'index.html'), pages: report, executed: stale };
   } catch (err) {

@@ -1,0 +1,158 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../../lib/backends/device';
+import * as memory from '../../lib/memory';
+import * as train from '../../lib/train';
+
+test('measurePeakMemory sees a host array and a tensor that were freed before it ended', async () => {
+  await useBackend('cpu');
+  assert.equal(memory.collectGarbage(), true);
+  const { value, peak } = await memory.measurePeakMemory(async (s) => {
+    let big: Float32Array | null = new Float32Array(8 * 1024 * 1024); // 32 MiB
+    big.fill(1);
+    s.sample();
+    big = null;
+    const t = tf.ones([1024, 1024]); // 4 MiB of tensor
+    s.sample();
+    t.dispose();
+    await new Promise((r) => setTimeout(r, 30)); // the timer ticks too
+    return 7;
+  });
+  assert.equal(value, 7);
+  assert.ok(peak.addedArrayBuffers >= 32 * 1024 * 1024, `added array buffers ${peak.addedArrayBuffers}`);
+  assert.ok(peak.addedTfBytes >= 4 * 1024 * 1024, `added tf bytes ${peak.addedTfBytes}`);
+  assert.ok(peak.run.samples.length >= 4);
+  assert.ok(peak.peakRss >= peak.baseline.rssBytes);
+  assert.equal(peak.addedGpuBytes, null, 'the cpu backend reports no GPU bytes');
+  await assert.rejects(memory.measurePeakMemory(() => { throw new Error('boom'); }), /boom/);
+});
+
+test('isAllocationFailure: allocation messages yes, ordinary bugs no', () => {
+  let real: unknown;
+  try {
+    new Float64Array(2 ** 50);
+  } catch (err) {
+    real = err;
+  }
+  assert.ok(real, 'the runtime refuses a 8 PiB array');
+  assert.equal(memory.isAllocationFailure(real), true);
+  assert.equal(memory.isAllocationFailure(new RangeError('Array buffer allocation failed')), true);
+  assert.equal(memory.isAllocationFailure(new Error('GPUOutOfMemoryError: buffer')), true);
+  assert.equal(memory.isAllocationFailure(new Error('Cannot enlarge memory arrays')), true);
+  assert.equal(memory.isAllocationFailure(new TypeError('x is not a function')), false);
+  assert.equal(memory.isAllocationFailure(new Error('Shapes [2,3] and [4] must match')), false);
+});
+
+test('findMaxBatchSize grows until the budget, then backs off by bisection; no leaks', async () => {
+  await useBackend('cpu');
+  const w = tf.variable(tf.ones([1000, 10]), true, 'finder_w');
+  const before = tf.memory().numTensors;
+  const base = tf.memory().numBytes;
+  const budget = base + 4040 * 100 + 100; // ones [b,1000] + the [b,10] product alive after matMul
+  const step = (b: number) => {
+    const x = tf.ones([b, 1000]);
+    tf.matMul(x, w); // left for the finder's scope to free
+  };
+  const r = await memory.findMaxBatchSize(step, { budgetBytes: budget, start: 8, refineSteps: 6 });
+  assert.equal(r.stoppedBy, 'budget');
+  assert.equal(r.failure, null);
+  assert.deepEqual(r.trials.filter((t) => t.phase === 'grow').map((t) => t.batchSize), [8, 16, 32, 64, 128]);
+  assert.ok(r.trials.some((t) => t.phase === 'back-off'), 'backs off between 64 and 128');
+  assert.ok(r.best !== null && r.best >= 64 && r.best < 128, `best ${r.best}`);
+  const bestTrial = r.trials.find((t) => t.batchSize === r.best)!;
+  assert.ok(bestTrial.ok && bestTrial.peakBytes! <= budget);
+  const worse = r.trials.filter((t) => !t.ok);
+  assert.ok(worse.every((t) => t.peakBytes! > budget && t.reason === 'over budget' && t.batchSize > r.best!));
+  // peak grows with the batch
+  const grow = r.trials.filter((t) => t.phase === 'grow');
+  for (let i = 1; i < grow.length; i++) assert.ok(grow[i].peakBytes! > grow[i - 1].peakBytes!);
+  assert.equal(tf.memory().numTensors, before, 'every trial was cleaned up');
+  w.dispose();
+});
+
+test('findMaxBatchSize catches an allocation failure, reports it and backs off; other errors propagate', async () => {
+  await useBackend('cpu');
+  const step = (b: number) => {
+    if (b > 200) new Float64Array(2 ** 50); // a real RangeError from the runtime
+    return tf.ones([b, 4]);
+  };
+  const r = await memory.findMaxBatchSize(step, { budgetBytes: Infinity, start: 25, refineSteps: 8 });
+  assert.equal(r.stoppedBy, 'allocation-failure');
+  assert.ok(r.failure && /array|allocation|length/i.test(r.failure), String(r.failure));
+  assert.equal(r.best, 200);
+  assert.ok(r.trials.find((t) => t.batchSize === 400 && !t.ok && t.reason === r.failure));
+  const capped = await memory.findMaxBatchSize(() => undefined, { budgetBytes: Infinity, start: 1, maxBatch: 6 });
+  assert.equal(capped.stoppedBy, 'max-batch');
+  assert.equal(capped.best, 6);
+  assert.deepEqual(capped.trials.map((t) => t.batchSize), [1, 2, 4, 6]);
+  await assert.rejects(memory.findMaxBatchSize(() => { throw new TypeError('bug in the step'); }, { budgetBytes: 1e9 }), /bug in the step/);
+  await assert.rejects(memory.findMaxBatchSize(() => undefined, { budgetBytes: 0 }), /budgetBytes must be > 0/);
+});
+
+test('leakGuard reports a planted leak and throws when asked', async () => {
+  const { report } = await memory.leakGuard('clean', () => tf.tidy(() => tf.ones([4]).add(1).sum().dataSync()[0]));
+  assert.equal(report.leakedTensors, 0);
+  const kept: tf.Tensor[] = [];
+  const leaky = await memory.leakGuard('leaky', () => {
+    kept.push(tf.ones([10]), tf.zeros([5]));
+  });
+  assert.equal(leaky.report.leakedTensors, 2);
+  assert.equal(leaky.report.leakedBytes, 60);
+  await assert.rejects(memory.leakGuard('planted', () => { kept.push(tf.ones([1])); }, { throwOnLeak: true }), /planted: leaked 1 tensors/);
+  tf.dispose(kept);
+});
+
+test('stepMemory grows with the batch size', async () => {
+  await useBackend('wasm');
+  const model = train.mlp({ inputs: 64, hidden: [128], outputs: 10 });
+  const mem = async (n: number) => {
+    const batch = { xs: tf.randomNormal([n, 64]), ys: tf.oneHot(tf.zeros([n], 'int32'), 10) };
+    const m = await memory.stepMemory(model, batch);
+    tf.dispose([batch.xs, batch.ys]);
+    return m;
+  };
+  const small = await mem(8);
+  const big = await mem(512);
+  assert.ok(small.peakBytes >= small.beforeBytes);
+  assert.ok(big.stepBytes > small.stepBytes * 10, `${small.stepBytes} vs ${big.stepBytes}`);
+});
+
+test('the leak helper detects a planted leak and clears a tidy loop', async () => {
+  await useBackend('wasm');
+  const w = tf.variable(tf.zeros([10]));
+  const kept: tf.Tensor[] = [];
+  const leaky = await memory.trackEpochMemory('leaky', 4, () => {
+    for (let b = 0; b < 3; b++) {
+      const g = tf.ones([10]).mul(0.1); // two tensors per batch, never disposed
+      w.assign(w.sub(g));
+      kept.push(g);
+    }
+  });
+  const clean = await memory.trackEpochMemory('tidy', 4, () => {
+    for (let b = 0; b < 3; b++) tf.tidy(() => w.assign(w.sub(tf.ones([10]).mul(0.1))));
+  });
+  let slot: tf.Tensor | null = null;
+  const oneOff = await memory.trackEpochMemory('slots in epoch 1', 3, () => {
+    if (!slot) slot = tf.zeros([100]); // allocated once, like optimizer slots
+  });
+  const v1 = memory.leakVerdict(leaky);
+  const v2 = memory.leakVerdict(clean);
+  const v3 = memory.leakVerdict(oneOff);
+  assert.equal(v1.leaking, true);
+  assert.equal(v1.tensorsPerEpoch, 9, '3 batches × (ones, mul, sub) per epoch');
+  assert.equal(v1.bytesPerEpoch, 9 * 40);
+  assert.equal(leaky[4].tensorsAdded, 36);
+  assert.match(v1.summary, /leaky: leaks ≈9 tensors/);
+  assert.equal(v2.leaking, false);
+  assert.equal(v2.tensorsAdded, 0);
+  assert.equal(v3.leaking, false, 'a one-off allocation in the first epoch is not a leak');
+  assert.equal(v3.tensorsAdded, 1);
+  assert.throws(() => memory.leakVerdict(leaky.slice(0, 2)), /needs at least 2 epochs/);
+  await assert.rejects(memory.trackEpochMemory('x', 0, () => {}), /epochs must be ≥ 1/);
+  const df = memory.epochMemoryToDataFrame([...leaky, ...clean]);
+  assert.equal(df.height, 10);
+  assert.deepEqual(df.columns, ['variant', 'epoch', 'num_tensors', 'mb', 'tensors_added', 'mb_added']);
+  tf.dispose(kept);
+  tf.dispose(slot ? [slot, w] : [w]);
+});
