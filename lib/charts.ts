@@ -9,6 +9,9 @@ import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import pl from 'nodejs-polars';
 import { describeDevice, deviceLabel, type DeviceInfo } from './backends/device';
+import { sendBundle, VEGALITE_MIME, type MimeBundle } from './display';
+
+export { VEGALITE_MIME, type MimeBundle } from './display';
 
 /** A Vega-Lite v5 top-level spec (re-exported so notebooks need no vega-lite import). */
 export type ChartSpec = TopLevelSpec;
@@ -22,8 +25,6 @@ export type ChartData = readonly Row[] | pl.DataFrame;
 /** The Vega-Lite schema URL of every spec built here (v5: what JupyterLab 4 renders). */
 export const VEGA_LITE_SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 
-/** The MIME type JupyterLab 4 renders Vega-Lite 5 specs under. */
-export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
 
 /** Options every builder takes. */
 export interface CommonOptions {
@@ -411,9 +412,6 @@ export function summaryLine(spec: ChartSpec): string {
   return `[chart] ${title}${values ? ` (${values.length} data points)` : ''}`;
 }
 
-/** A display bundle: MIME type → content. */
-export type MimeBundle = Record<string, unknown>;
-
 /** Build the three-part bundle for `spec`: Vega-Lite v5 object, SVG and a text summary. */
 export async function bundle(spec: ChartSpec): Promise<MimeBundle> {
   return {
@@ -421,39 +419,6 @@ export async function bundle(spec: ChartSpec): Promise<MimeBundle> {
     'image/svg+xml': await toSvg(spec),
     'text/plain': summaryLine(spec),
   };
-}
-
-type WriteDisplayData = (data: { data: MimeBundle; metadata: Record<string, unknown>; transient: Record<string, unknown> }, update: boolean) => void;
-
-/**
- * The display writer of the tslab kernel this code runs in, or null outside a kernel. It is
- * looked up among loaded modules first, so it is found even when the kernel is a different tslab
- * install (global, or another checkout) than the one this library would `require`.
- */
-function kernelDisplayWriter(): WriteDisplayData | null {
-  const candidates = Object.keys(require.cache).filter((k) => /[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(k));
-  for (const key of candidates) {
-    const w = (require.cache[key]?.exports as { lastWriteDisplayData?: WriteDisplayData | null } | undefined)?.lastWriteDisplayData;
-    if (typeof w === 'function') return w;
-  }
-  try {
-    const w = (require('tslab/dist/jupyter') as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData;
-    return typeof w === 'function' ? w : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Send a multi-MIME bundle to the notebook as ONE display_data message, through tslab's
- * internal `lastWriteDisplayData` (the public `display.*` API sends one MIME type per output),
- * with optional output `metadata` (per MIME type). Returns false when not running inside a tslab kernel.
- */
-export function sendBundle(data: MimeBundle, metadata: Record<string, unknown> = {}): boolean {
-  const write = kernelDisplayWriter();
-  if (!write) return false;
-  write({ data, metadata, transient: {} }, false);
-  return true;
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchSource } from './data/batches';
-import type { ImageSet } from './data/fashion-mnist';
+import type { ImageSet } from './data/image-set';
 import { benchmark, median } from './timing';
 import { accuracy } from './train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.

@@ -5,7 +5,8 @@
 import type { DeviceInfo } from './backends/device';
 import { deviceLabel, listBackends, useBackend, type BackendName } from './backends/device';
 import { modeLabel } from './env';
-import { sendBundle, type Row } from './charts';
+import { type Row } from './charts';
+import { sendBundle } from './display';
 
 function send(mime: 'text/markdown' | 'text/html', content: string, plain: string): void {
   if (!sendBundle({ [mime]: content, 'text/plain': plain })) console.log(plain);

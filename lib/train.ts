@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchSource, type Batch as DataBatch } from './data/batches';
-import type { ImageSet } from './data/fashion-mnist';
+import type { ImageSet } from './data/image-set';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models

@@ -6,8 +6,8 @@
  * (`sliceTensorBatches`, which on wasm copies the whole tensor for every batch).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ImageSet } from './fashion-mnist';
-import { mixSeed, mulberry32 } from './stand-in';
+import { mixSeed, mulberry32 } from '../random';
+import type { ImageSet } from './image-set';
 
 /** The article's `transforms.Normalize((0.5,), (0.5,))` after `ToTensor()`: (x/255 − 0.5)/0.5. */
 function normalizeOne(x: number): number {

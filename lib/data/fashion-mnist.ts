@@ -16,7 +16,9 @@ import { dataDir } from '../env';
 import { writeFileAtomic } from '../fsutil';
 import { notice } from '../notebook';
 import { readIdxFile, writeIdxFile } from './idx';
-import { generateImages, mixSeed, mulberry32 } from './stand-in';
+import { mixSeed, mulberry32 } from '../random';
+import type { ImageSet } from './image-set';
+import { generateImages } from './stand-in';
 
 /** The ten Fashion-MNIST classes, indexed by label. */
 export const CLASS_NAMES: readonly string[] = Object.freeze([
@@ -31,22 +33,6 @@ export const CLASS_NAMES: readonly string[] = Object.freeze([
   'Bag',
   'Ankle boot',
 ]);
-
-/**
- * A set of images and their labels, the one image-set shape of the data layer (Fashion-MNIST's
- * 28×28 greyscale sets, the stand-in, a decoded image folder, a relabelled subset).
- */
-export interface ImageSet {
-  /** count·height·width·channels pixels, row-major (NHWC), 0..255. */
-  images: Uint8Array;
-  /** count labels (class indices; 0..9 for Fashion-MNIST). */
-  labels: Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-  /** Channels per pixel (default 1, greyscale; `BatchSource` takes one-channel sets only). */
-  channels?: number;
-}
 
 /** Where a {@link FashionMnist} came from. */
 export type FashionMnistSource = 'fashion-mnist' | 'generated-stand-in';

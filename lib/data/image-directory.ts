@@ -26,8 +26,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { mulberry32 } from './stand-in';
-import type { ImageSet } from './fashion-mnist';
+import { mulberry32 } from '../random';
+import type { ImageSet } from './image-set';
 
 /** How labels come out: one-hot `[b, classes]`, `[b, 1]` 0/1 for two classes, or `[b]` class indices. */
 export type ClassMode = 'categorical' | 'binary' | 'sparse';

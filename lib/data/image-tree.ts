@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../fsutil';
 import { dataDir } from '../env';
-import { loadFashionMnist, type FashionMnist, type ImageSet } from './fashion-mnist';
+import { loadFashionMnist, type FashionMnist } from './fashion-mnist';
+import type { ImageSet } from './image-set';
 
 /** What {@link writeImageTree} did. */
 export interface ImageTreeInfo {

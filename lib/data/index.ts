@@ -10,7 +10,9 @@
  * ```
  */
 export * from './idx';
+export * from './image-set';
 export * from './fashion-mnist';
 export * from './batches';
-export { mulberry32, mixSeed, generateImages } from './stand-in';
+export { generateImages } from './stand-in';
+export { mulberry32, mixSeed } from '../random';
 export * from './tabular';

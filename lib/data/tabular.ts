@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import pl from 'nodejs-polars';
-import { mixSeed, mulberry32 } from './stand-in';
+import { mixSeed, mulberry32 } from '../random';
 
 /** The feature columns of the generated tabular dataset. */
 export const TABULAR_FEATURES: readonly string[] = Object.freeze(['x0', 'x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7']);

@@ -13,7 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from '../data/batches';
-import { subset, type ImageSet } from '../data/fashion-mnist';
+import { subset } from '../data/fashion-mnist';
+import type { ImageSet } from '../data/image-set';
 import { mlpTrainingFlops } from '../flops';
 import * as memory from '../memory';
 import { benchmark, median, type Timing } from '../timing';

@@ -13,7 +13,8 @@ import { median } from '../timing';
 import { accuracy, fit } from '../train';
 // Convnets must train on wasm: register the filter-gradient kernel tfjs-backend-wasm 4.22 lacks.
 import '../backends/wasm-conv-grad';
-import { loadFashionMnist, subset, type FashionMnist, type ImageSet } from '../data/fashion-mnist';
+import { loadFashionMnist, subset, type FashionMnist } from '../data/fashion-mnist';
+import type { ImageSet } from '../data/image-set';
 import { normalizePixels } from '../data/batches';
 import { loadModel, modelJsonPath, readModelMetadata, saveModel } from '../model-io';
 import { addClassificationHead, cutAt, disposeModels, freeze, freshCopy, parameterCounts } from '../transfer';

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pl from 'nodejs-polars';
 import * as charts from '../../lib/charts';
+import { sendBundle } from '../../lib/display';
 import { assertMarksVisible, markProblems, pathGeometry, svgMarks } from '../support/chart-check';
 
 const rows = [
@@ -127,7 +128,7 @@ test('the bundle holds exactly vega-lite v5, SVG and text, and show() sends it a
   assert.equal(b['text/plain'], '[chart] Throughput (3 data points)');
   // Outside a kernel there is no tslab writer: show() prints the summary instead.
   const jupyter = require('tslab/dist/jupyter') as { lastWriteDisplayData: unknown };
-  assert.equal(charts.sendBundle(b), false);
+  assert.equal(sendBundle(b), false);
   const sent: unknown[] = [];
   jupyter.lastWriteDisplayData = (msg: unknown) => sent.push(msg);
   try {

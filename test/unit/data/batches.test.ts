@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../../lib/backends/device';
 import * as batches from '../../../lib/data/batches';
-import { generateStandIn, type ImageSet } from '../../../lib/data/fashion-mnist';
+import { generateStandIn } from '../../../lib/data/fashion-mnist';
+import type { ImageSet } from '../../../lib/data/image-set';
 
 const set: ImageSet = generateStandIn({ seed: 9, trainCount: 250, testCount: 10 }).train;
 

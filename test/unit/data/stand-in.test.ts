@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../../lib/backends/device';
-import { generateImages, mixSeed, mulberry32 } from '../../../lib/data/stand-in';
+import { generateImages } from '../../../lib/data/stand-in';
+import { mixSeed, mulberry32 } from '../../../lib/random';
 import { BatchSource, toTensors } from '../../../lib/data/batches';
 
 test('mulberry32 and mixSeed are deterministic and spread', () => {
