@@ -33,7 +33,7 @@ candidate_version() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/{prin
 suite_version() {
   apt-cache madison "$1" 2>/dev/null | awk -F'|' -v s="$2" '$3 ~ s {gsub(/ /,"",$2); print $2; exit}'
 }
-loader_present() { ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; }
+loader_present() { ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1 ' >/dev/null; }  # not grep -q: under pipefail its early exit SIGPIPEs ldconfig
 lavapipe_ok() {
   local v; v="$(installed_version mesa-vulkan-drivers)"
   [ -n "$v" ] && [ "$(major_of "$v")" -ge "$MIN_MESA" ] && ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1
