@@ -27,7 +27,7 @@
  * `step` option of `train.trainLoop`; {@link planFusedStep} tells whether a model fits.
  */
 import * as tf from '@tensorflow/tfjs';
-import { countTensorflowOps, registerTensorflowOps, tfOp } from './backends/native-ops';
+import { countTensorflowOps, handleId, registerTensorflowOps, tfOp, updateInPlace } from './backends/native-ops';
 
 /** Which step ran: tfjs's `optimizer.minimize` ('stock') or this module's ('fused'). */
 export type StepKind = 'stock' | 'fused';
@@ -278,11 +278,98 @@ function accumulationsOf(optimizer: tf.Optimizer | undefined): Accumulations | n
   return Array.isArray(acc) ? acc : null;
 }
 
+/** How a step applies its gradients. */
+interface Updater {
+  /** The factor the loss gradient is scaled by for a batch (1/batch for the mean, times lr when the update needs no lr). */
+  scale(batch: number): number;
+  /** Update every variable from its gradient (already scaled by {@link scale}). */
+  apply(grads: tf.Tensor[]): void;
+  /** Write the momentum state into `accumulations` in tfjs's convention (v, with w ← w − lr·v). */
+  exportTo(accumulations: Accumulations): void;
+  dispose(): void;
+}
+
+/**
+ * The update in elementwise kernels (every backend). Momentum is kept scaled, u = lr·v, and the
+ * gradients come already multiplied by lr, so `u ← m·u + lr·g; w ← w − u` is three kernels per
+ * variable (tfjs: four, plus casts); plain SGD is one.
+ */
+function kernelUpdater(vars: readonly tf.Variable[], ops: Ops, c: Constants, lr: number, momentum: number, accumulations: Accumulations | null): Updater {
+  const velocity = momentum > 0
+    ? tf.tidy(() => vars.map((w, i) => {
+        const v = accumulations?.[i]?.variable;
+        return (v ? tf.mul(v, lr) : tf.zerosLike(w)).variable(false);
+      }))
+    : null;
+  return {
+    scale: (batch) => lr / batch,
+    apply: (grads) => vars.forEach((w, i) => {
+      if (velocity) {
+        const u = ops.add(ops.mul(velocity[i], c.scalar(momentum)), grads[i]);
+        velocity[i].assign(u);
+        w.assign(ops.sub(w, u));
+      } else {
+        w.assign(ops.sub(w, grads[i]));
+      }
+    }),
+    exportTo: (acc) => velocity?.forEach((u, i) => tf.tidy(() => setAccumulation(acc, i, vars[i], tf.div(u, lr)))),
+    dispose: () => {
+      if (velocity) tf.dispose(velocity);
+    },
+  };
+}
+
+/**
+ * The update on the native backend, in place: each weight (and its momentum) also lives in a
+ * TensorFlow resource variable; `ResourceApplyMomentum` (or `ResourceApplyGradientDescent`) updates
+ * it in one pass with no new allocation, and `ReadVariableOp` rebinds the tf.Variable to the
+ * updated buffer ({@link updateInPlace}). A weight changed from outside (a stock step,
+ * `setWeights`) is noticed by its data handle and copied in before the next update.
+ */
+function inPlaceUpdater(vars: readonly tf.Variable[], c: Constants, lr: number, momentum: number, accumulations: Accumulations | null): Updater {
+  const run = (op: Parameters<typeof tfOp>[0], inputs: Record<string, tf.Tensor>, attrs?: Record<string, number[]>) => tfOp(op, inputs, attrs);
+  const handle = (w: tf.Tensor) => tf.keep(run('VarHandleOp', {}, { shape: w.shape }) as tf.Tensor);
+  const weights = vars.map(handle);
+  const velocity = momentum > 0 ? vars.map(handle) : null;
+  const bound: { dataId: object; handle: number | null }[] = [];
+  const bind = (i: number) => {
+    run('AssignVariableOp', { resource: weights[i], value: vars[i] });
+    bound[i] = { dataId: vars[i].dataId, handle: handleId(vars[i]) };
+  };
+  tf.tidy(() => vars.forEach((w, i) => {
+    bind(i);
+    if (velocity) run('AssignVariableOp', { resource: velocity[i], value: accumulations?.[i]?.variable ?? tf.zerosLike(w) });
+  }));
+  return {
+    scale: (batch) => 1 / batch,
+    apply: (grads) => vars.forEach((w, i) => {
+      if (w.dataId !== bound[i].dataId || handleId(w) !== bound[i].handle) bind(i);
+      updateInPlace(
+        w,
+        () => velocity
+          ? run('ResourceApplyMomentum', { var: weights[i], accum: velocity[i], lr: c.scalar(lr), grad: grads[i], momentum: c.scalar(momentum) })
+          : run('ResourceApplyGradientDescent', { var: weights[i], alpha: c.scalar(lr), delta: grads[i] }),
+        () => run('ReadVariableOp', { resource: weights[i] }) as tf.Tensor,
+      );
+      bound[i] = { dataId: w.dataId, handle: handleId(w) };
+    }),
+    exportTo: (acc) => velocity?.forEach((h, i) => tf.tidy(() => setAccumulation(acc, i, vars[i], run('ReadVariableOp', { resource: h }) as tf.Tensor))),
+    dispose: () => tf.dispose([...weights, ...(velocity ?? [])]),
+  };
+}
+
+/** Set tfjs momentum accumulator `i` (for variable `w`) to `value`, creating it as tfjs would. */
+function setAccumulation(acc: Accumulations, i: number, w: tf.Variable, value: tf.Tensor): void {
+  if (acc[i]) acc[i].variable.assign(value);
+  else acc[i] = { originalName: `${w.name}/momentum`, variable: value.variable(false) };
+}
+
 /**
  * Build the fused step for a plan from {@link planFusedStep}, on the current backend (which must
- * be one of {@link FUSED_BACKENDS}).
+ * be one of {@link FUSED_BACKENDS}). `inPlace` (native only, default true) updates the weights
+ * in place through TensorFlow resource variables; false uses the elementwise update.
  */
-export function createFusedStep(plan: FusedPlan, options: FusedStepOptions): FusedStep {
+export function createFusedStep(plan: FusedPlan, options: FusedStepOptions & { inPlace?: boolean }): FusedStep {
   const backend = tf.getBackend();
   if (!fusedStepAvailable(backend)) throw new Error(`createFusedStep: no fused step on the ${backend} backend (it runs on ${FUSED_BACKENDS.join(', ')})`);
   const { learningRate, momentum } = options;
@@ -290,25 +377,24 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions): Fus
     throw new Error(`createFusedStep: need learningRate > 0 and 0 ≤ momentum < 1, got ${learningRate} and ${momentum}`);
   }
   const constants = new Constants();
-  const ops = backend === 'tensorflow' ? tensorflowOps(constants) : tfjsOps(plan, constants);
+  const native = backend === 'tensorflow';
+  const ops = native ? tensorflowOps(constants) : tfjsOps(plan, constants);
   const vars = plan.variables;
   const accumulations = accumulationsOf(options.optimizer);
-  // Momentum state, scaled: u = lr·v, where v is tfjs's accumulator (v ← m·v + g; w ← w − lr·v).
-  let velocity: tf.Variable[] | null = null;
-  if (momentum > 0) {
-    velocity = tf.tidy(() => vars.map((w, i) => {
-      const v = accumulations?.[i]?.variable;
-      if (v && !tf.util.arraysEqual(v.shape, w.shape)) {
-        throw new Error(`createFusedStep: the optimizer's accumulator ${i} has shape [${v.shape}], its variable [${w.shape}] (was it used with another model?)`);
-      }
-      return (v ? tf.mul(v, learningRate) : tf.zerosLike(w)).variable(false);
-    }));
-  }
+  vars.forEach((w, i) => {
+    const v = accumulations?.[i]?.variable;
+    if (v && !tf.util.arraysEqual(v.shape, w.shape)) {
+      throw new Error(`createFusedStep: the optimizer's accumulator ${i} has shape [${v.shape}], its variable [${w.shape}] (was it used with another model?)`);
+    }
+  });
+  const updater = native && (options.inPlace ?? true)
+    ? inPlaceUpdater(vars, constants, learningRate, momentum, accumulations)
+    : kernelUpdater(vars, ops, constants, learningRate, momentum, accumulations);
   let steps = 0;
   let disposed = false;
 
-  /** Mean loss and every gradient times `scaleOf(batch)` (so lr/batch gives lr·g directly). */
-  const lossAndGradients = (xs: tf.Tensor, ys: tf.Tensor, scaleOf: (batch: number) => number): { loss: tf.Scalar; grads: tf.Tensor[] } => {
+  /** Mean loss and every gradient times `scale(batch)`. */
+  const lossAndGradients = (xs: tf.Tensor, ys: tf.Tensor, scale: (batch: number) => number): { loss: tf.Scalar; grads: tf.Tensor[] } => {
     if (disposed) throw new Error('fused step: used after dispose()');
     const batch = xs.shape[0];
     let h = plan.flattenTo !== null ? ops.flatten(xs, plan.flattenTo) : xs;
@@ -329,7 +415,7 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions): Fus
       if (layer.bias) z = ops.biasAdd(z, layer.bias);
       if (i < plan.layers.length - 1) h = layer.relu ? ops.relu(z) : z;
     });
-    const [loss, dz] = ops.lossAndGrad(z, labels, constants.scalar(scaleOf(batch)));
+    const [loss, dz] = ops.lossAndGrad(z, labels, constants.scalar(scale(batch)));
     // Backward, output to input.
     const grads: tf.Tensor[] = new Array(vars.length);
     let d = dz;
@@ -348,16 +434,8 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions): Fus
   return {
     run(xs, ys) {
       const loss = tf.tidy(() => {
-        const { loss: l, grads } = lossAndGradients(xs, ys, (batch) => learningRate / batch);
-        vars.forEach((w, i) => {
-          if (velocity) {
-            const u = ops.add(ops.mul(velocity[i], constants.scalar(momentum)), grads[i]);
-            velocity[i].assign(u);
-            w.assign(ops.sub(w, u));
-          } else {
-            w.assign(ops.sub(w, grads[i]));
-          }
-        });
+        const { loss: l, grads } = lossAndGradients(xs, ys, updater.scale);
+        updater.apply(grads);
         return l;
       });
       steps++;
@@ -373,18 +451,11 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions): Fus
       if (disposed) return;
       disposed = true;
       if (options.optimizer && steps > 0) {
-        if (velocity && accumulations) {
-          tf.tidy(() => velocity!.forEach((u, i) => {
-            const v = tf.div(u, learningRate);
-            const slot = accumulations[i];
-            if (slot) slot.variable.assign(v);
-            else accumulations[i] = { originalName: `${vars[i].name}/momentum`, variable: v.variable(false) };
-          }));
-        }
+        if (accumulations) updater.exportTo(accumulations);
         const o = options.optimizer as unknown as { iterations_?: number };
         o.iterations_ = options.optimizer.iterations + steps;
       }
-      if (velocity) tf.dispose(velocity);
+      updater.dispose();
       constants.dispose();
     },
   };

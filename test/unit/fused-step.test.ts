@@ -159,31 +159,40 @@ test('on native the fused step trains like the stock step too', async (t) => {
   r.deltas.forEach((e, i) => assert.ok(e <= TOLERANCE, `tensorflow: update of weight ${i} differs by ${e.toExponential(2)}`));
 });
 
+/** The backends every test below runs on: wasm and cpu, and the native one where it loads. */
+async function stepBackends(): Promise<string[]> {
+  return (await nativeAvailable({ skip: () => undefined })) ? ['wasm', 'cpu', 'tensorflow'] : ['wasm', 'cpu'];
+}
+
 test('a fused step shares its optimizer\'s momentum state: stock and fused steps can take turns', async () => {
-  await device.activateBackend('wasm');
-  const run = (kinds: train.StepKind[]) => {
-    const model = train.mlp({ inputs: 12, hidden: [8], outputs: 3, seed: 4 });
-    const optimizer = tf.train.momentum(0.05, 0.9);
-    for (const [i, kind] of kinds.entries()) {
-      const step = train.seedTrainStep(model, { optimizer, step: kind });
-      const { xs, ys } = seededBatch(8, [12], 3, 40 + i);
-      tf.dispose([step.run(xs, ys), xs, ys]);
-      step.dispose();
+  for (const backend of await stepBackends()) {
+    await device.activateBackend(backend);
+    for (const momentum of [0.9, 0]) {
+      const run = (kinds: train.StepKind[]) => {
+        const model = train.mlp({ inputs: 12, hidden: [8], outputs: 3, seed: 4 });
+        const optimizer = momentum ? tf.train.momentum(0.05, momentum) : tf.train.sgd(0.05);
+        for (const [i, kind] of kinds.entries()) {
+          const step = train.seedTrainStep(model, { optimizer, step: kind });
+          const { xs, ys } = seededBatch(8, [12], 3, 40 + i);
+          tf.dispose([step.run(xs, ys), xs, ys]);
+          step.dispose();
+        }
+        const weights = model.getWeights().map((w) => w.dataSync().slice());
+        const iterations = optimizer.iterations;
+        train.disposeOptimizer(optimizer);
+        model.dispose();
+        return { weights, iterations };
+      };
+      const stock = run(['stock', 'stock', 'stock', 'stock']);
+      const mixed = run(['fused', 'stock', 'fused', 'fused']);
+      assert.equal(mixed.iterations, 4);
+      mixed.weights.forEach((w, i) => assert.ok(relativeError(w, stock.weights[i]) <= TOLERANCE, `${backend}, momentum ${momentum}, weight ${i}: ${relativeError(w, stock.weights[i])}`));
     }
-    const weights = model.getWeights().map((w) => w.dataSync().slice());
-    const iterations = optimizer.iterations;
-    train.disposeOptimizer(optimizer);
-    model.dispose();
-    return { weights, iterations };
-  };
-  const stock = run(['stock', 'stock', 'stock', 'stock']);
-  const mixed = run(['fused', 'stock', 'fused', 'fused']);
-  assert.equal(mixed.iterations, 4);
-  mixed.weights.forEach((w, i) => assert.ok(relativeError(w, stock.weights[i]) <= 1e-5, `weight ${i}: ${relativeError(w, stock.weights[i])}`));
+  }
 });
 
 test('the fused step leaks nothing: tensors flat per step, all freed by dispose', async () => {
-  for (const backend of ['wasm', 'cpu']) {
+  for (const backend of await stepBackends()) {
     await device.activateBackend(backend);
     const model = train.mlp({ inputs: 20, hidden: [10], outputs: 4, inputShape: [4, 5] });
     const before = tf.memory().numTensors;
@@ -202,6 +211,51 @@ test('the fused step leaks nothing: tensors flat per step, all freed by dispose'
     tf.dispose([xs, ys]);
     model.dispose();
   }
+});
+
+test('native in-place updates keep tfjs semantics: clones keep old values, outside changes are picked up, two steps can take turns', async (t) => {
+  if (!(await nativeAvailable(t))) return;
+  await device.activateBackend('tensorflow');
+  const batches = [0, 1, 2, 3].map((i) => seededBatch(8, [12], 3, 60 + i));
+  const train4 = (steps: (model: tf.LayersModel) => train.SeedTrainStep[], between?: (model: tf.LayersModel, i: number) => void) => {
+    const model = train.mlp({ inputs: 12, hidden: [8], outputs: 3, seed: 8 });
+    const made = steps(model);
+    batches.forEach(({ xs, ys }, i) => {
+      between?.(model, i);
+      tf.dispose(made[i % made.length].run(xs, ys));
+    });
+    made.forEach((s) => s.dispose());
+    const w = model.getWeights().map((x) => x.dataSync().slice());
+    model.dispose();
+    return w;
+  };
+  const sgd = (m: tf.LayersModel) => train.seedTrainStep(m, { learningRate: 0.05, momentum: 0 });
+  const reference = train4((m) => [train.seedTrainStep(m, { learningRate: 0.05, momentum: 0, step: 'stock' })]);
+  const close = (w: Float32Array[], what: string) => w.forEach((x, i) => assert.ok(relativeError(x, reference[i]) <= TOLERANCE, `${what}: weight ${i} off by ${relativeError(x, reference[i])}`));
+  close(train4((m) => [sgd(m)]), 'one fused step');
+  close(train4((m) => [sgd(m), sgd(m)]), 'two fused steps taking turns');
+  // A clone taken between steps keeps the values it had (the update copies instead of going in place).
+  const clones: { clone: tf.Tensor; values: Float32Array }[] = [];
+  close(train4((m) => [sgd(m)], (m, i) => {
+    const w = m.trainableWeights[0].read();
+    const clone = tf.clone(w);
+    clones.push({ clone, values: clone.dataSync().slice() as Float32Array });
+    if (i === 2) m.setWeights(m.getWeights()); // written from outside: same values, new data
+  }), 'with clones and setWeights between steps');
+  for (const { clone, values } of clones) {
+    assert.deepEqual(clone.dataSync(), values, 'a clone changed when the weight was updated');
+    clone.dispose();
+  }
+  // Weights set from outside between steps are what the next step starts from.
+  const model = train.mlp({ inputs: 12, hidden: [8], outputs: 3, seed: 8 });
+  const step = sgd(model);
+  tf.dispose(step.run(batches[0].xs, batches[0].ys));
+  model.setWeights(model.getWeights().map((w) => tf.zerosLike(w)));
+  tf.dispose(step.run(batches[1].xs, batches[1].ys));
+  assert.ok(model.getWeights()[0].dataSync().every((v) => Math.abs(v) < 1e-3), 'the step started from the zeros set outside');
+  step.dispose();
+  model.dispose();
+  for (const b of batches) tf.dispose([b.xs, b.ys]);
 });
 
 test('bad batches get clear errors', async () => {

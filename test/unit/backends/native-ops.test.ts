@@ -23,7 +23,7 @@ async function onNative(t: { skip: (msg: string) => void }): Promise<boolean> {
   return true;
 }
 
-const op = (name: nativeOps.TfOpName, inputs: Record<string, tf.Tensor>, attrs?: Record<string, boolean>) => nativeOps.tfOp(name, inputs, attrs) as tf.Tensor;
+const op = (name: nativeOps.TfOpName, inputs: Record<string, tf.Tensor>, attrs?: Record<string, boolean | number[]>) => nativeOps.tfOp(name, inputs, attrs) as tf.Tensor;
 
 function close(got: tf.Tensor, want: tf.Tensor, what: string, tolerance = 1e-6): void {
   assert.deepEqual(got.shape, want.shape, `${what}: shape`);
@@ -102,4 +102,38 @@ test('countTensorflowOps counts the TensorFlow ops and uploads of a function, an
   }), /boom/);
   assert.equal(backend.binding, binding, 'restored after a throw');
   x.dispose();
+});
+
+test('resource variables: ResourceApplyMomentum is tfjs momentum, and updateInPlace keeps the variable (copying only when shared)', async (t) => {
+  if (!(await onNative(t))) return;
+  const before = tf.memory().numTensors;
+  const init = tf.tensor1d([1, 2, 3]);
+  const w = tf.variable(init);
+  init.dispose(); // else the initial tensor shares w's data
+  const g = tf.tensor1d([0.5, -1, 2]);
+  const lr = tf.scalar(0.1);
+  const m = tf.scalar(0.9);
+  const handle = op('VarHandleOp', {}, { shape: [3] });
+  const accum = op('VarHandleOp', {}, { shape: [3] });
+  assert.equal(handle.dtype, 'string', 'a resource handle');
+  nativeOps.tfOp('AssignVariableOp', { resource: handle, value: w });
+  const zeros = tf.zeros([3]);
+  nativeOps.tfOp('AssignVariableOp', { resource: accum, value: zeros });
+  const apply = () => nativeOps.tfOp('ResourceApplyMomentum', { var: handle, accum, lr, grad: g, momentum: m });
+  const read = () => op('ReadVariableOp', { resource: handle });
+  const dataId = w.dataId;
+  const id0 = nativeOps.handleId(w);
+  assert.equal(nativeOps.updateInPlace(w, apply, read), true, 'nothing shares w: in place');
+  assert.equal(w.dataId, dataId, 'same data id');
+  assert.notEqual(nativeOps.handleId(w), id0, 'a new handle');
+  assert.deepEqual(Array.from(w.dataSync()), [1 - 0.05, 2 + 0.1, 3 - 0.2].map(Math.fround));
+  const clone = tf.clone(w);
+  const kept = Array.from(clone.dataSync());
+  assert.equal(nativeOps.updateInPlace(w, apply, read), false, 'a clone shares w: assigned instead');
+  assert.notEqual(w.dataId, dataId);
+  assert.deepEqual(Array.from(clone.dataSync()), kept, 'the clone kept its values');
+  // second momentum step: accum = 0.9·g + g = 1.9·g; w -= 0.1·1.9·g
+  assert.ok(relativeError(w.dataSync(), [0.95 - 0.095, 2.1 + 0.19, 2.8 - 0.38]) < 1e-6, `${w.dataSync()}`);
+  tf.dispose([w, g, lr, m, handle, accum, zeros, clone]);
+  assert.equal(tf.memory().numTensors, before);
 });
