@@ -225,7 +225,7 @@ test('native in-place updates keep tfjs semantics: clones keep old values, outsi
       tf.dispose(made[i % made.length].run(xs, ys));
     });
     made.forEach((s) => s.dispose());
-    const w = model.getWeights().map((x) => x.dataSync().slice());
+    const w = model.getWeights().map((x) => x.dataSync().slice() as Float32Array);
     model.dispose();
     return w;
   };
