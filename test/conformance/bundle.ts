@@ -91,5 +91,8 @@ export async function buildCoreBundle(): Promise<string> {
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(tmp, es5);
   fs.renameSync(tmp, out);
+  for (const f of fs.readdirSync(path.dirname(out))) {
+    if (/^tfjs-core-tests-[0-9a-f]+\.cjs$/.test(f) && f !== path.basename(out)) fs.rmSync(path.join(path.dirname(out), f), { force: true }); // stale builds
+  }
   return out;
 }
