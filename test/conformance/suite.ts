@@ -13,6 +13,8 @@ import type { SuiteBackend } from './lists';
 import type { KernelSet, RunResult, SpecOutcome } from './run-suite';
 
 const RUN_SUITE = path.join(__dirname, 'run-suite.ts');
+/** A run that takes longer than this is stuck (one takes ≈10 s idle, under a minute on a loaded machine). */
+const RUN_TIMEOUT_S = 600;
 
 /** A spec that passes with tfjs's kernels and not with gpulab's. */
 export interface Regression {
@@ -94,8 +96,13 @@ function runOnce(backend: SuiteBackend, kernels: KernelSet, files: string[] | nu
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
+    const timer = setTimeout(() => {
+      log += `\n(killed after ${RUN_TIMEOUT_S} s)`;
+      child.kill('SIGKILL');
+    }, RUN_TIMEOUT_S * 1000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
       if (code === 0 && fs.existsSync(out)) resolve(JSON.parse(fs.readFileSync(out, 'utf8')) as RunResult);
       else reject(new Error(`conformance run ${backend}/${kernels} ended with ${signal ?? `exit code ${code}`}; its last output:\n${log}`));
     });
