@@ -28,6 +28,10 @@
  *    instance that `tf.engine().reset()` disposes. tfjs-core's own op suite checks this
  *    (test/conformance, `npm run test:conformance`).
  *
+ * 3. **The provider.** {@link probeTensorflow} loads the package (the GPU build first when an
+ *    NVIDIA GPU is visible) and says what runs or why nothing does. Importing this module
+ *    registers it, and the fast kernels' activation hook, with `./registry`.
+ *
  * ```ts
  * native.nativeInfo();                    // { tfVersion: '2.21.0', gpu: false, library: '…/libtensorflow_cc.so.2', … }
  * native.uninstallNativeFastKernels();    // measure the stock kernels ("before")
@@ -36,8 +40,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { onActivate } from './device';
+import { nvidiaGpuName } from '../commands';
 import { repoRoot } from '../env';
+import { cpuModel, onActivate, registerBackendProvider, unavailable, versionOf, type BackendProbe } from './registry';
 
 const TENSORFLOW = 'tensorflow';
 
@@ -163,15 +168,6 @@ export function loadedTensorflowLibrary(maps?: string): string | null {
   return m ? m[1] : null;
 }
 
-function versionOf(pkg: string): string {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require(`${pkg}/package.json`) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 /**
  * Describe the registered `tensorflow` backend, or null when none is registered. Creating the
  * backend instance (first call) starts TensorFlow's eager context.
@@ -183,11 +179,125 @@ export function nativeInfo(): NativeInfo | null {
   const pkg = loadedPackage ?? '@tensorflow/tfjs-node';
   return {
     package: pkg,
-    packageVersion: versionOf(pkg),
+    packageVersion: versionOf(pkg) ?? 'unknown',
     tfVersion: b.binding?.TF_Version ?? 'unknown',
     gpu: b.isUsingGpuDevice === true,
     library: loadedTensorflowLibrary(),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider: probing the native backend
+// ---------------------------------------------------------------------------------------------
+
+/** Name the shared library a failed native load was missing, from its error text. */
+export function missingLibraryFrom(message: string): string | null {
+  const m = /([\w.+-]+\.(?:so|dylib|dll)(?:\.[\w.]+)?): cannot open shared object file/.exec(message)
+    ?? /Library not loaded:\s*(\S+)/.exec(message)
+    ?? /(\S+\.dll)/.exec(message);
+  return m ? m[1] : null;
+}
+
+/**
+ * The CUDA libraries libtensorflow 2.9.1 (tfjs-node-gpu 4.x) loads at run time: CUDA 11.2 and
+ * cuDNN 8.1. TensorFlow does not fail when one is missing; it logs and runs on the CPU.
+ */
+export const TFJS_NODE_GPU_CUDA_LIBRARIES: readonly string[] = [
+  'libcudart.so.11.0', 'libcublas.so.11', 'libcublasLt.so.11', 'libcufft.so.10', 'libcurand.so.10',
+  'libcusolver.so.11', 'libcusparse.so.11', 'libcudnn.so.8',
+];
+
+/**
+ * True when the dynamic linker can load the shared library `name` (searched like `dlopen`:
+ * LD_LIBRARY_PATH, the ldconfig cache). Loading a non-addon library makes Node throw
+ * "did not self-register" or similar *after* a successful dlopen, which counts as loadable.
+ */
+export function canLoadSharedLibrary(name: string): boolean {
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, name);
+    return true;
+  } catch (err) {
+    return !/cannot open shared object file|image not found|Library not loaded|No such file/i.test(
+      (err as Error).message,
+    );
+  }
+}
+
+/**
+ * The CUDA 12 libraries TensorFlow 2.21 (tfjs-node-gpu built by `setup:tensorflow --gpu`) loads
+ * at run time, from the nvidia-* wheels.
+ */
+export const TF221_CUDA_LIBRARIES: readonly string[] = ['libcudart.so.12', 'libcublas.so.12', 'libcudnn.so.9'];
+
+/**
+ * Probe the native TensorFlow backend: `@tensorflow/tfjs-node` (built by `npm run
+ * setup:tensorflow` against pip's TensorFlow) or `@tensorflow/tfjs-node-gpu`, the GPU package
+ * first when an NVIDIA GPU is visible. CPU vs GPU comes from TensorFlow's device list (the
+ * binding's `isUsingGpuDevice`), so tfjs-node-gpu without a usable GPU ranks as a native CPU
+ * backend, naming the CUDA library it lacks.
+ *
+ * `load` (default `require`), `canLoad` (default {@link canLoadSharedLibrary}) and
+ * `nvidiaVisible` (default: `nvidia-smi` names a GPU) are injectable for tests.
+ */
+export async function probeTensorflow(
+  load: (id: string) => unknown = require,
+  canLoad: (library: string) => boolean = canLoadSharedLibrary,
+  nvidiaVisible: () => boolean = () => nvidiaGpuName() !== null,
+): Promise<BackendProbe> {
+  const tried: string[] = [];
+  // TensorFlow logs INFO lines (oneDNN, CPU features) to the process's stderr when it loads;
+  // keep warnings and errors only, unless the user asked for more.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  for (const pkg of packageOrder(nvidiaVisible())) {
+    try {
+      load(pkg);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (/Cannot find module/.test(msg) && msg.includes(pkg) && !/tfjs_binding/.test(msg)) {
+        tried.push(`${pkg} is not installed`);
+      } else {
+        const lib = missingLibraryFrom(msg);
+        tried.push(
+          lib
+            ? `${pkg} is installed but cannot load ${lib}`
+            : `${pkg} failed to load: ${msg.split('\n')[0]}`,
+        );
+      }
+      continue;
+    }
+    if (!tf.findBackend('tensorflow')) {
+      tried.push(`${pkg} loaded but registered no 'tensorflow' backend`);
+      continue;
+    }
+    markLoaded(pkg);
+    const info = nativeInfo();
+    const gpu = info?.gpu === true;
+    const tfVersion = info?.tfVersion ?? 'unknown';
+    let reason = `TensorFlow ${tfVersion} on ${gpu ? 'GPU' : 'CPU'}${info?.library ? ` (${info.library})` : ''}`;
+    if (pkg.endsWith('-gpu') && !gpu) {
+      // libtensorflow loaded, but its device list has no GPU: it runs on the CPU.
+      const cuda = tfVersion.startsWith('2.9.') ? TFJS_NODE_GPU_CUDA_LIBRARIES : TF221_CUDA_LIBRARIES;
+      const missing = process.platform === 'linux' ? cuda.find((l) => !canLoad(l)) : undefined;
+      const needs = tfVersion.startsWith('2.9.') ? 'CUDA 11.2 + cuDNN 8.1; CUDA 12 does not work' : 'CUDA 12 from the nvidia-* wheels that setup:tensorflow --gpu fetched';
+      reason += missing
+        ? `: ${pkg} is installed but cannot load ${missing} (it needs ${needs}), so TensorFlow sees no GPU`
+        : `: ${pkg} is installed but TensorFlow sees no CUDA GPU (it needs an NVIDIA driver and ${needs})`;
+    }
+    const gpuName = gpu ? (nvidiaGpuName() ?? 'CUDA GPU') : null;
+    return {
+      name: 'tensorflow',
+      available: true,
+      accelerator: gpu,
+      software: false,
+      deviceName: gpuName ?? cpuModel(),
+      adapter: gpuName ? { vendor: 'nvidia', architecture: '', device: gpuName, description: `CUDA via TensorFlow ${tfVersion}` } : null,
+      rank: gpu ? 100 : 60,
+      reason,
+      package: { name: pkg, version: versionOf(pkg) ?? 'unknown' },
+      native: { tfVersion, library: info?.library ?? null, device: gpu ? 'GPU' : 'CPU' },
+    };
+  }
+  return unavailable('tensorflow', `${tried.join('; ')} (${setupHint()})`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,5 +495,14 @@ export function resetNativeKernelStats(): void {
   stats.matMul2d = stats.fused2d = stats.passthrough = stats.steps = stats.reshapes = 0;
 }
 
-// Installed automatically whenever gpulab activates the tensorflow backend.
+// Registered on import: the provider of the `tensorflow` slot (describing a backend someone set
+// with tf.setBackend too), and the fast kernels, installed whenever gpulab activates it.
+registerBackendProvider({
+  name: TENSORFLOW,
+  probe: () => probeTensorflow(),
+  describeActive: () => {
+    const info = nativeInfo();
+    return info ? { accelerator: info.gpu, native: { tfVersion: info.tfVersion, library: info.library, device: info.gpu ? 'GPU' : 'CPU' } } : {};
+  },
+});
 onActivate(TENSORFLOW, () => installNativeFastKernels());

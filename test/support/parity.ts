@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../lib/backends/device';
+import * as device from '../../lib/backends';
 
 /** A computation compared across backends: one tensor, several, or a promise of several. */
 export type Computation = () => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor[]>;

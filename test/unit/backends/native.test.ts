@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../../lib/backends/device';
+import * as device from '../../../lib/backends';
 import * as native from '../../../lib/backends/native';
 import { ROOT } from '../../support/helpers';
 import { gradientComputation, relativeError, seeded, trainingComputation, valuesOn, type Computation } from '../../support/parity';
@@ -94,7 +94,7 @@ test("a failed setup's record becomes the probe's reason", async () => {
     assert.match(native.setupHint(), /run npm run setup:tensorflow/);
     fs.writeFileSync(path.join(dir, 'status-cpu.json'), JSON.stringify({ ok: false, variant: 'cpu', step: 'wheel', reason: 'pip could not download tensorflow-cpu==2.21.0', fix: 'check pip' }));
     assert.equal(native.setupStatus('cpu')?.step, 'wheel');
-    const p = await device.probeTensorflow((id) => {
+    const p = await native.probeTensorflow((id) => {
       throw new Error(`Cannot find module '${id}'`);
     }, () => true, () => false);
     assert.equal(p.available, false);
@@ -147,7 +147,7 @@ test('tfjs-node-gpu that loads without a GPU counts as a native CPU backend, nam
   };
   assert.equal(tf.findBackendFactory('tensorflow'), null, 'this test runs before the real backend loads');
   try {
-    const p = await device.probeTensorflow(fake, (lib) => lib !== 'libcudnn.so.9', () => true);
+    const p = await native.probeTensorflow(fake, (lib) => lib !== 'libcudnn.so.9', () => true);
     assert.equal(p.available, true);
     assert.equal(p.accelerator, false);
     assert.equal(p.rank, 60);
