@@ -19,9 +19,12 @@
  *
  * On the native `tensorflow` backend every kernel is one TensorFlow op (lib/backends/native-ops):
  * `SoftmaxCrossEntropyWithLogits` gives the per-example loss and its gradient in one kernel,
- * `ReluGrad` the mask, `BiasAddGrad` the bias gradients, `MatMul` its transposes by attribute.
- * On wasm, webgpu and cpu it uses tfjs kernels (`BatchMatMul`, `Softmax`, `Sum`, `Step`, …);
- * on wasm the transposed products take the fast path of lib/backends/wasm-fast.
+ * `ReluGrad` the mask, `BiasAddGrad` the bias gradients, `MatMul` its transposes by attribute,
+ * and the update runs **in place**: `ResourceApplyMomentum` on TensorFlow resource variables,
+ * one pass over each weight and no new allocation (then `ReadVariableOp` rebinds the tf.Variable).
+ * On wasm, webgpu and cpu it uses tfjs kernels (`BatchMatMul`, `Softmax`, `Sum`, `Step`, …) and
+ * the elementwise update; on wasm the transposed products take the fast path of
+ * lib/backends/wasm-fast.
  *
  * Use it through `train.seedTrainStep` (which falls back to the stock step and says why) or the
  * `step` option of `train.trainLoop`; {@link planFusedStep} tells whether a model fits.

@@ -26,8 +26,8 @@
 export * as tf from '@tensorflow/tfjs';
 export { default as pl } from 'nodejs-polars';
 
-// --- core measurement and reporting ---
-export * as device from './backends/device';
+// --- backends: every provider registers itself when its module is imported (./backends) ---
+export * as device from './backends';
 export * as timing from './timing';
 export * as memory from './memory';
 export * as monitor from './monitor';
@@ -52,12 +52,11 @@ export * as transfer from './transfer';
 export * as pruning from './pruning';
 export * as complexity from './complexity';
 
-// --- backends: providers and patches that run on import ---
+// --- backends: providers and patches, each registered when imported ---
 export * as wasmFast from './backends/wasm-fast';
 /** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
 export * as wasmConvGrad from './backends/wasm-conv-grad';
 export * as webgpu from './backends/webgpu';
-
 export * as native from './backends/native';
 /** TensorFlow's own ops as tfjs kernels (`TF:<Op>`) for the fused step, and counting the ops a step runs. */
 export * as nativeOps from './backends/native-ops';

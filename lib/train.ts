@@ -286,7 +286,9 @@ export function seedTrainStep(model: tf.LayersModel, options: SeedStepOptions = 
     const planned = planFusedStep(model, lossName(loss));
     if (planned.ok) {
       const fused = createFusedStep(planned.plan, { learningRate: settings.learningRate, momentum: settings.momentum, optimizer: options.optimizer });
-      const how = tf.getBackend() === 'tensorflow' ? "TensorFlow's own ops (SoftmaxCrossEntropyWithLogits, ReluGrad, BiasAddGrad, MatMul)" : `tfjs kernels on ${tf.getBackend()}`;
+      const how = tf.getBackend() === 'tensorflow'
+        ? "TensorFlow's own ops (SoftmaxCrossEntropyWithLogits, ReluGrad, BiasAddGrad, MatMul) and an in-place ResourceApplyMomentum update"
+        : `tfjs kernels on ${tf.getBackend()}`;
       return {
         kind: 'fused',
         reason: `fused step: ${planned.plan.layers.length} dense layer(s), backward pass written out with ${how}`,

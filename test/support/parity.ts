@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../lib/backends/device';
+import * as device from '../../lib/backends';
 import * as train from '../../lib/train';
 
 /** A computation compared across backends: one tensor, several, or a promise of several. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
 import { generateStandIn } from '../../../lib/data/fashion-mnist';
 import * as experiments from '../../../lib/experiments';
 import * as kernelSets from '../../../lib/backends/kernel-sets';
