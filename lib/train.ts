@@ -303,6 +303,51 @@ export function seedTrainStep(model: tf.LayersModel, options: SeedStepOptions = 
   return stockStep(model, loss, options, why);
 }
 
+/** How closely the fused step's loss and gradients match autodiff's on one batch. */
+export interface StepParity {
+  /** |fused − stock| / |stock| of the mean loss. */
+  loss: number;
+  /** ‖fused − stock‖∞ / ‖stock‖∞ of each gradient, in `model.trainableWeights` order. */
+  gradients: number[];
+  /** The largest of all. */
+  max: number;
+}
+
+/**
+ * Compare the fused step's loss and gradients with autodiff's (`tf.variableGrads` through the
+ * model, as `optimizer.minimize` computes them) on one batch, on the current backend. Throws when
+ * the fused step is not possible for this model (the error says why).
+ */
+export async function stepParity(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, loss: LossName = 'softmaxCrossEntropy'): Promise<StepParity> {
+  const stock = seedTrainStep(model, { step: 'stock', loss });
+  const fused = seedTrainStep(model, { loss });
+  try {
+    if (fused.kind !== 'fused') throw new Error(`stepParity: no fused step here: ${fused.reason}`);
+    const a = stock.gradients(xs, ys);
+    const b = fused.gradients(xs, ys);
+    try {
+      const error = async (x: tf.Tensor, y: tf.Tensor) => {
+        const [u, v] = [await x.data(), await y.data()];
+        let diff = 0;
+        let scale = 0;
+        for (let i = 0; i < u.length; i++) {
+          diff = Math.max(diff, Math.abs(u[i] - v[i]));
+          scale = Math.max(scale, Math.abs(v[i]));
+        }
+        return scale === 0 ? diff : diff / scale;
+      };
+      const lossError = await error(b.loss, a.loss);
+      const gradients = await Promise.all(b.grads.map((g, i) => error(g, a.grads[i])));
+      return { loss: lossError, gradients, max: Math.max(lossError, ...gradients) };
+    } finally {
+      tf.dispose([a.loss, b.loss, ...a.grads, ...b.grads]);
+    }
+  } finally {
+    stock.dispose();
+    fused.dispose();
+  }
+}
+
 function stockStep(model: tf.LayersModel, loss: LossName | LossFn, options: SeedStepOptions, why: string): SeedTrainStep {
   const lr = options.learningRate ?? SEED_EXPERIMENT.learningRate;
   const momentum = options.momentum ?? SEED_EXPERIMENT.momentum;

@@ -323,6 +323,22 @@ export async function compareTraining(set: ImageSet, options: CompareTrainingOpt
   };
 }
 
+/**
+ * The standard before/after variants for one backend's kernel set: the custom loop and
+ * `model.fit` with tfjs's stock kernels and with `set`, then the custom loop with `set` and the
+ * fused step. Labels say which: 'custom loop, stock kernels' … 'custom loop, gpulab kernels,
+ * fused step'. Pass them to {@link compareTraining}.
+ */
+export function kernelSetVariants(set: KernelSet, options: { fusedStep?: boolean } = {}): TrainingVariant[] {
+  const variants: TrainingVariant[] = [];
+  for (const [tag, kernels] of [['stock kernels', null], ['gpulab kernels', set]] as const) {
+    variants.push({ label: `custom loop, ${tag}`, kernels, path: 'loop', step: 'stock' });
+    variants.push({ label: `model.fit, ${tag}`, kernels, path: 'fit' });
+  }
+  if (options.fusedStep ?? true) variants.push({ label: 'custom loop, gpulab kernels, fused step', kernels: set, path: 'loop', step: 'fused' });
+  return variants;
+}
+
 /** The seed experiment through the custom loop and through `model.fit`, epoch by epoch, interleaved. */
 export interface LoopVsFit {
   /** Examples per epoch (the whole set, or `maxSamples`). */

@@ -289,3 +289,17 @@ test("fit with step 'fused' trains like model.fit, with the same logs, history a
   withMetrics.dispose();
   tf.dispose([xs, ys, labels]);
 });
+
+test('stepParity: the fused step against autodiff on one batch, or an error saying why there is no fused step', async () => {
+  await useBackend('wasm');
+  const { xs, ys, labels } = blobs(40, 784, 10, 61);
+  const model = train.simpleNN();
+  const p = await train.stepParity(model, xs, ys);
+  assert.equal(p.gradients.length, 4);
+  assert.ok(p.max < 1e-5 && p.max === Math.max(p.loss, ...p.gradients), JSON.stringify(p));
+  const tanh = train.mlp({ inputs: 784, hidden: [4], outputs: 10, activation: 'tanh' });
+  await assert.rejects(train.stepParity(tanh, xs, ys), /no fused step here: .*activation tanh/);
+  tf.dispose([xs, ys, labels]);
+  model.dispose();
+  tanh.dispose();
+});

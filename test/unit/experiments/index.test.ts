@@ -131,3 +131,16 @@ test('compareTraining runs every variant on the same batches, one epoch each in 
   assert.ok(Math.abs(r.rows[0].finalLoss - r.rows[1].finalLoss) < 1e-4, `${r.rows[0].finalLoss} vs ${r.rows[1].finalLoss}`);
   await assert.rejects(experiments.compareTraining(trainSet, { variants: [] }), /no variants/);
 });
+
+test('kernelSetVariants: loop and fit with stock and gpulab kernels, then the fused loop', () => {
+  const set = kernelSets.forBackend('tensorflow')!;
+  const v = experiments.kernelSetVariants(set);
+  assert.deepEqual(v.map((x) => [x.label, x.kernels === null ? null : x.kernels?.name, x.path, x.step]), [
+    ['custom loop, stock kernels', null, 'loop', 'stock'],
+    ['model.fit, stock kernels', null, 'fit', undefined],
+    ['custom loop, gpulab kernels', 'gpulab native kernels', 'loop', 'stock'],
+    ['model.fit, gpulab kernels', 'gpulab native kernels', 'fit', undefined],
+    ['custom loop, gpulab kernels, fused step', 'gpulab native kernels', 'loop', 'fused'],
+  ]);
+  assert.equal(experiments.kernelSetVariants(set, { fusedStep: false }).length, 4);
+});
