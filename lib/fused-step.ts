@@ -502,3 +502,20 @@ export async function countStepKernels(step: () => tf.Tensor | tf.Tensor[]): Pro
   }
   return { backend, kernels, total, tensorflow };
 }
+
+/**
+ * Kernel counts side by side, one column per count (e.g. `{ 'wasm stock': …, 'wasm fused': … }`):
+ * one row per kernel name (absent = 0), sorted by the largest count, then a `total` row and, when
+ * a column has them, a `TensorFlow ops` row (the native backend's ops at the binding).
+ */
+export function kernelCountTable(columns: Record<string, StepKernelCount>): Record<string, string | number>[] {
+  const names = [...new Set(Object.values(columns).flatMap((c) => Object.keys(c.kernels)))];
+  const most = (k: string) => Math.max(...Object.values(columns).map((c) => c.kernels[k] ?? 0));
+  names.sort((a, b) => most(b) - most(a) || a.localeCompare(b));
+  const row = (kernel: string, value: (c: StepKernelCount) => number | string) =>
+    ({ kernel, ...Object.fromEntries(Object.entries(columns).map(([label, c]) => [label, value(c)])) });
+  const rows = names.map((k) => row(k, (c) => c.kernels[k] ?? 0));
+  rows.push(row('total', (c) => c.total));
+  if (Object.values(columns).some((c) => c.tensorflow)) rows.push(row('TensorFlow ops', (c) => c.tensorflow?.total ?? ''));
+  return rows;
+}

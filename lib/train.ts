@@ -21,7 +21,7 @@ import { BatchSource, sliceTensorBatches, type Batch as DataBatch } from './data
 import type { ImageSet } from './data/image-set';
 import { createFusedStep, fusedStepAvailable, planFusedStep, sgdSettings, type StepKind } from './fused-step';
 
-export { countStepKernels, fusedStepAvailable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
+export { countStepKernels, fusedStepAvailable, kernelCountTable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models

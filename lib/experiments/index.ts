@@ -339,6 +339,46 @@ export function kernelSetVariants(set: KernelSet, options: { fusedStep?: boolean
   return variants;
 }
 
+/** Kernels of one seed training step, stock and fused (see {@link seedStepKernels}). */
+export interface SeedStepKernels {
+  backend: string;
+  stock: train.StepKernelCount;
+  fused: train.StepKernelCount;
+  /** The fused step's {@link train.SeedTrainStep.reason} (it says so when the stock step ran instead). */
+  fusedReason: string;
+}
+
+/**
+ * Count the kernels of one seed training step (SimpleNN, SGD momentum, batch 100 of `set`) on
+ * the current backend with tfjs's `optimizer.minimize` and with the fused step
+ * (`train.countStepKernels`: tfjs kernels, and on native the TensorFlow ops too). Each step runs
+ * once before it is counted, so the optimizer state it creates is not counted.
+ */
+export async function seedStepKernels(set: ImageSet, options: { batchSize?: number } = {}): Promise<SeedStepKernels> {
+  const source = new BatchSource(set, { batchSize: options.batchSize ?? train.SEED_EXPERIMENT.batchSize, shuffle: true, seed: 11 });
+  const { value: batch } = source.epoch(0).next();
+  if (!batch) throw new Error('seedStepKernels: the set has no batch');
+  const model = train.simpleNN();
+  const counts: Partial<Record<train.StepKind, train.StepKernelCount>> = {};
+  let fusedReason = '';
+  try {
+    for (const kind of ['stock', 'fused'] as const) {
+      const step = train.seedTrainStep(model, { step: kind });
+      try {
+        if (kind === 'fused') fusedReason = step.reason;
+        tf.dispose(step.run(batch.xs, batch.ys));
+        counts[kind] = await train.countStepKernels(() => step.run(batch.xs, batch.ys));
+      } finally {
+        step.dispose();
+      }
+    }
+  } finally {
+    tf.dispose([batch.xs, batch.ys]);
+    model.dispose();
+  }
+  return { backend: tf.getBackend(), stock: counts.stock!, fused: counts.fused!, fusedReason };
+}
+
 /** The seed experiment through the custom loop and through `model.fit`, epoch by epoch, interleaved. */
 export interface LoopVsFit {
   /** Examples per epoch (the whole set, or `maxSamples`). */

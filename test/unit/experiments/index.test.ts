@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../../lib/backends';
 import { generateStandIn } from '../../../lib/data/fashion-mnist';
 import * as experiments from '../../../lib/experiments';
+import * as train from '../../../lib/train';
 import * as kernelSets from '../../../lib/backends/kernel-sets';
 
 const { train: trainSet, test: testSet } = generateStandIn({ trainCount: 400, testCount: 200, seed: 5 });
@@ -143,4 +144,21 @@ test('kernelSetVariants: loop and fit with stock and gpulab kernels, then the fu
     ['custom loop, gpulab kernels, fused step', 'gpulab native kernels', 'loop', 'fused'],
   ]);
   assert.equal(experiments.kernelSetVariants(set, { fusedStep: false }).length, 4);
+});
+
+test('seedStepKernels counts one seed step stock and fused; kernelCountTable lines them up by kernel', async () => {
+  await useBackend('wasm');
+  const before = tf.memory().numTensors;
+  const k = await experiments.seedStepKernels(trainSet);
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(k.backend, 'wasm');
+  assert.match(k.fusedReason, /^fused step/);
+  assert.equal(k.stock.kernels.Identity, 16, 'the stock step reads every variable through Identity');
+  assert.ok(2 * k.fused.total <= k.stock.total, `${k.fused.total} vs ${k.stock.total}`);
+  const rows = train.kernelCountTable({ stock: k.stock, fused: k.fused });
+  const total = rows.find((r) => r.kernel === 'total')!;
+  assert.deepEqual([total.stock, total.fused], [k.stock.total, k.fused.total]);
+  assert.equal(rows.find((r) => r.kernel === 'Identity')!.fused, 0);
+  assert.equal(rows[0].kernel, 'Identity', 'largest count first');
+  assert.equal(rows.some((r) => r.kernel === 'TensorFlow ops'), false, 'no TensorFlow row off the native backend');
 });
