@@ -13,6 +13,7 @@ import * as results from '../lib/results';
 import * as timing from '../lib/timing';
 import * as train from '../lib/train';
 import * as wasmFast from '../lib/backends/wasm-fast';
+import * as kernelSets from '../lib/backends/kernel-sets';
 
 type Result = results.Result;
 type ParamValue = results.ParamValue;
@@ -27,6 +28,8 @@ export interface TableRow {
   /** Achieved GFLOP/s (3× forward convention for training), or null. */
   gflops: number | null;
   note: string;
+  /** The backend the row ran on, when not the bench's own (its % of peak is then of that backend's ceiling). */
+  backend?: string;
 }
 
 /** What a suite returns. */
@@ -152,30 +155,43 @@ export async function seedSuite(ctx: BenchContext): Promise<SuiteOutput & { fitO
   return { ...out, fitOverLoop: r.medianRatio, loopProjected: loopSeconds * scale, fitProjected: fitSeconds * scale, loopGflops, loopGflopsPerCpuSecond: loopCpuRate };
 }
 
-/** wasm only: the seed experiment with tfjs's stock kernels ("before"), projected from a subset. */
-export async function wasmBeforeSuite(ctx: BenchContext): Promise<SuiteOutput & { loopProjected: number; loopGflops: number; fitProjected: number }> {
+/**
+ * On `backend` (wasm or tensorflow): the seed training with tfjs's stock kernels and with gpulab's
+ * overrides, custom loop and model.fit, then the custom loop with the fused step
+ * (`experiments.compareTraining` over `experiments.kernelSetVariants`: one epoch of each variant
+ * in turn on a subset, projected to 5 epochs over the whole set).
+ */
+export async function kernelComparisonSuite(ctx: BenchContext, backend: 'wasm' | 'tensorflow'): Promise<SuiteOutput & { projected: Record<string, number> }> {
   const out: SuiteOutput = { results: [], rows: [] };
-  wasmFast.uninstallFastKernels();
-  try {
-    const loop = await experiments.seedRun(ctx.ds.train, { pipeline: 'preloaded', epochs: 5, maxBatchesPerEpoch: env.pick(20, 3), warmupBatches: 2 });
+  const set = kernelSets.forBackend(backend)!;
+  const maxSamples = backend === 'wasm' ? env.pick(3000, 300) : env.pick(12000, 500);
+  const r = await device.withBackend(backend, () => experiments.compareTraining(ctx.ds.train, { epochs: 3, maxSamples, variants: experiments.kernelSetVariants(set) }));
+  const batches = (r.epochs * r.samplesPerEpoch) / 100;
+  for (const row of r.rows) {
     out.results.push(result({
-      experiment: 'seed-mlp', variant: 'custom-loop, stock wasm kernels',
-      params: { epochs: 5, batchSize: 100, batchesPerEpoch: loop.epochs[0].batches, kernels: 'stock' },
-      extra: { fiveEpochSeconds: loop.projectedSeconds, partial: true, gflopsCounted: loop.gflopsCounted },
-    }, epochSamples(loop), ctx.ds));
-    out.rows.push({ experiment: 'seed 5 epochs', variant: 'custom loop, stock kernels', median: loop.projectedSeconds, unit: 's/5 epochs', gflops: loop.gflopsCounted, note: `before the fix; projected from ${loop.batches} batches` });
-    const samples = env.pick(3000, 300);
-    const fit = await experiments.fitRun(ctx.ds.train, { epochs: 1, maxSamples: samples });
-    out.results.push(result({
-      experiment: 'seed-mlp', variant: 'model.fit, stock wasm kernels',
-      params: { epochs: 1, batchSize: 100, samplesPerEpoch: samples, kernels: 'stock' },
-      extra: { fiveEpochSeconds: fit.projectedSeconds * 5, partial: true, gflopsCounted: fit.gflopsCounted },
-    }, fit.epochSeconds, ctx.ds));
-    out.rows.push({ experiment: 'seed 5 epochs', variant: 'model.fit, stock kernels', median: fit.projectedSeconds * 5, unit: 's/5 epochs', gflops: fit.gflopsCounted, note: `before the fix; projected from ${samples / 100} batches` });
-    return { ...out, loopProjected: loop.projectedSeconds, loopGflops: loop.gflopsCounted, fitProjected: fit.projectedSeconds * 5 };
-  } finally {
-    wasmFast.installFastKernels();
+      experiment: 'seed-mlp-kernels', variant: `${backend}: ${row.label}`,
+      params: { backend, epochs: r.epochs, samplesPerEpoch: r.samplesPerEpoch, batchSize: 100, kernels: row.kernels, path: row.path, step: row.step, interleaved: true },
+      extra: { fiveEpochSeconds: row.projectedSeconds, partial: r.partial, gflopsCounted: row.gflopsCounted, finalLoss: row.finalLoss },
+    }, row.epochSeconds, ctx.ds));
+    out.rows.push({ experiment: `${backend} kernels × step`, variant: row.label, median: row.projectedSeconds, unit: 's/5 epochs', gflops: row.gflopsCounted, backend, note: `${row.step} step; projected from ${batches} batches, variants in turn` });
   }
+  return { ...out, projected: Object.fromEntries(r.rows.map((x) => [x.label, x.projectedSeconds])) };
+}
+
+/** The kernels of one seed training step, tfjs's stock step against the fused one, on each backend given. */
+export async function stepKernelsSuite(ctx: BenchContext, backends: readonly string[]): Promise<SuiteOutput & { counts: Record<string, experiments.SeedStepKernels> }> {
+  const out: SuiteOutput = { results: [], rows: [] };
+  const counts: Record<string, experiments.SeedStepKernels> = {};
+  for (const b of backends) {
+    const k = await device.withBackend(b as device.BackendName, () => experiments.seedStepKernels(ctx.ds.train));
+    counts[b] = k;
+    for (const [kind, c] of [['stock', k.stock], ['fused', k.fused]] as const) {
+      const tfOps = c.tensorflow ? `; ${c.tensorflow.total} TensorFlow ops, ${c.tensorflow.uploads} uploads` : '';
+      out.results.push(result({ experiment: 'seed-step-kernels', variant: `${b}, ${kind} step`, metric: 'kernels', params: { backend: b, batchSize: 100, step: kind }, extra: { kernels: c.total, ...(c.tensorflow ? { tensorflowOps: c.tensorflow.total } : {}) } }, [c.total], ctx.ds));
+      out.rows.push({ experiment: 'kernels per seed step', variant: `${b}, ${kind} step`, median: c.total, unit: 'kernels', gflops: null, backend: b, note: `tf.profile${tfOps}` });
+    }
+  }
+  return { ...out, counts };
 }
 
 /** wasm only: the seed experiment with 2 worker threads against 1, both projected from the same number of batches. */

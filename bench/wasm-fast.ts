@@ -1,6 +1,7 @@
 /**
  * Microbenchmark of the wasm matmul fix alone (lib/wasm-fast): the seed MLP's first-layer matmuls
- * and the seed experiment, each with tfjs's stock wasm kernels and with gpulab's overrides.
+ * and the seed experiment, each with tfjs's stock wasm kernels and with gpulab's overrides (and
+ * the fused step).
  * (`npm run bench` runs the same suites among the others.)
  *
  *   node --import tsx bench/wasm-fast.ts            (GPULAB_QUICK=1 for a short run)
@@ -17,11 +18,12 @@ async function main(): Promise<void> {
   console.log(`${device.deviceLabel(info)} · ${env.modeLabel()}`);
   const ctx: suites.BenchContext = { ds: await data.loadFashionMnist(), quick: env.isQuick() };
   const kernels = await suites.wasmKernelSuite(ctx);
-  const before = await suites.wasmBeforeSuite(ctx);
-  const after = await suites.seedSuite(ctx);
-  const rows = [...kernels.rows, ...before.rows, ...after.rows];
+  const compared = await suites.kernelComparisonSuite(ctx, 'wasm');
+  const rows = [...kernels.rows, ...compared.rows];
   console.log(nb.textTable(rows.map((r) => ({ experiment: r.experiment, variant: r.variant, median: r.median, unit: r.unit, 'GFLOP/s': r.gflops ?? '', note: r.note })), { digits: 3 }));
-  console.log(`custom loop: ${before.loopProjected.toFixed(0)} s → ${after.loopProjected.toFixed(1)} s; model.fit: ${before.fitProjected.toFixed(0)} s → ${after.fitProjected.toFixed(1)} s (5 epochs)`);
+  const p = compared.projected;
+  console.log(`custom loop: ${p['custom loop, stock kernels'].toFixed(0)} s → ${p['custom loop, gpulab kernels'].toFixed(1)} s (fused step: ${p['custom loop, gpulab kernels, fused step'].toFixed(1)} s); ` +
+    `model.fit: ${p['model.fit, stock kernels'].toFixed(0)} s → ${p['model.fit, gpulab kernels'].toFixed(1)} s (5 epochs, projected)`);
 }
 
 main().then(
