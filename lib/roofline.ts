@@ -463,7 +463,7 @@ export function kernelPoints(trace: Trace, ceilings: Ceilings | Roof, options: C
       bytes: cost.bytes,
       intensity: cost.intensity,
       seconds,
-      gflops: cost.flops ? cost.flops / seconds / 1e9 : null,
+      gflops: cost.flops && seconds > 0 ? cost.flops / seconds / 1e9 : null,
       regime: c.regime,
       reason: c.reason,
     };
@@ -506,7 +506,7 @@ export function kernelTable(points: readonly KernelPoint[]): KernelTableRow[] {
       calls: ps.length,
       ms: seconds * 1e3,
       sharePct: total > 0 ? (100 * seconds) / total : 0,
-      gflops: flops ? flops / seconds / 1e9 : null,
+      gflops: flops && seconds > 0 ? flops / seconds / 1e9 : null,
       regime: ordered.length === 1 ? ordered[0][0] : `mixed (${ordered.map(([r, v]) => `${v.n} ${r}`).join(', ')})`,
       mainRegime: ordered[0][0],
     };

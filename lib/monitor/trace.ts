@@ -230,6 +230,8 @@ export class TraceRecorder {
       };
       this.spans.push(span);
       const entry: OpenSpan = { span, childUs: 0, gpuRaw: [] };
+      // GPU timestamps arrive after the kernel returned (the query resolves later): keep the list.
+      if (this.gpu) this.raw.set(span, entry.gpuRaw);
       this.open.push(entry);
       span.startUs = this.now();
       try {
@@ -244,7 +246,6 @@ export class TraceRecorder {
         this.open.pop();
         const parent = this.open[this.open.length - 1];
         if (parent) parent.childUs += span.durUs;
-        if (entry.gpuRaw.length) this.raw.set(span, entry.gpuRaw);
       }
     };
   }
@@ -368,7 +369,7 @@ export class TraceRecorder {
   /** Turn the raw GPU timestamps into µs on the host timeline; false when there are none usable. */
   private alignGpu(): boolean {
     if (!this.gpu) return false;
-    const entries = [...this.raw.entries()].filter(([, r]) => r.every(([b, e]) => e >= b && b > 0n));
+    const entries = [...this.raw.entries()].filter(([, r]) => r.length > 0 && r.every(([b, e]) => e >= b && b > 0n));
     if (!entries.length) {
       this.gpuNote = 'the adapter reported timestamp-query, but no usable GPU timestamps came back (zero or reversed values), so spans are host dispatch times only.';
       return false;
