@@ -10,13 +10,14 @@
  *
  * - core measurement and reporting: `device` (backend choice), `timing` (warm-up, sync,
  *   repeats), `memory` (peaks, leaks, step memory), `monitor` (sampler, nvidia-smi, kernel
- *   profile, pipeline split), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
+ *   profile, pipeline split, kernel trace), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
  *   `env` (paths, quick mode);
  * - data: `data` (Fashion-MNIST or its stand-in, IDX, batching, tabular), `imageDirectory`
  *   (streaming and writing class-per-folder image trees);
  * - models and training: `train` (seed models, training loop, `fit`, the fused training step), `modelIO` (atomic model
  *   save/load with float32/float16/uint8 weight storage);
- * - techniques: `precision`, `transfer`, `pruning`, `complexity`;
+ * - techniques: `precision`, `transfer`, `pruning`, `complexity`, `roofline` (measured ceilings,
+ *   kernel regimes, MFU);
  * - backends: `wasmFast`, `wasmConvGrad`, `webgpu` and `native`, providers and tfjs 4.22
  *   patches that register on import; `nativeOps` (TensorFlow ops as kernels, op counts) and
  *   `kernelSets` (each backend's overrides, one install/uninstall shape);
@@ -51,6 +52,7 @@ export * as precision from './precision';
 export * as transfer from './transfer';
 export * as pruning from './pruning';
 export * as complexity from './complexity';
+export * as roofline from './roofline';
 
 // --- backends: providers and patches, each registered when imported ---
 export * as wasmFast from './backends/wasm-fast';
