@@ -16,8 +16,9 @@
  * (ratio printed), a convnet step on both, and the native matmul kernels (tfjs-node's against
  * gpulab's).
  *
- * Every GFLOP/s is also shown as % of the measured matmul ceiling of the backend it ran on (the
- * fastest repeat of a square fp32 product), with that ceiling's shape.
+ * Every GFLOP/s is also shown as % of the measured matmul ceiling of the backend it ran on
+ * (`roofline.matmulCeiling`: the best fastest repeat over a set of fp32 shapes), with that
+ * ceiling's shape.
  *
  * It imports lib modules one by one (not lib/index), so a bundle only pulls what the bench uses;
  * lib/results still loads nodejs-polars (a native module) at import time.
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   };
   const step = (what: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${what}`);
 
-  step('peak matmul (start)');
+  step('matmul ceiling (start)');
   const first = await suites.peakSuite('start');
   add(first.out);
   const ctx: suites.BenchContext = { ds, quick };
@@ -86,12 +87,10 @@ async function main(): Promise<void> {
   const probes = await device.listBackends();
   const kernelBackends = (['tensorflow', 'wasm'] as const).filter((b) => probes.find((p) => p.name === b)?.available);
   for (const b of kernelBackends.filter((x) => x !== backend)) {
-    step(`peak matmul on ${b}`);
+    step(`matmul ceiling on ${b}`);
     const p = await device.withBackend(b, () => suites.peakSuite(`${b}`));
-    for (const row of p.out.rows) row.backend = b;
-    for (const r of p.out.results) r.params = { ...r.params, backend: b };
     add(p.out);
-    ceilings[b] = { gflops: p.peak.gflopsBest, shape: `${p.peak.m}×${p.peak.k}·${p.peak.k}×${p.peak.n}` };
+    ceilings[b] = { gflops: p.peak.gflopsBest, shape: p.peak.shape };
   }
   const compared: Record<string, Record<string, number>> = {};
   for (const b of kernelBackends) {
@@ -119,7 +118,7 @@ async function main(): Promise<void> {
   }
   step('batch sweep');
   add(await suites.batchSweepSuite(ctx));
-  step('peak matmul (end)');
+  step('matmul ceiling (end)');
   const last = await suites.peakSuite('end');
   add(last.out);
 
@@ -127,7 +126,7 @@ async function main(): Promise<void> {
   // the bench runs, and the fastest undisturbed matmul is the fair yardstick.
   const peak = first.peak.gflopsBest >= last.peak.gflopsBest ? first.peak : last.peak;
   const peakGflops = peak.gflopsBest;
-  ceilings[backend] = { gflops: peakGflops, shape: `${peak.m}×${peak.k}·${peak.k}×${peak.n}` };
+  ceilings[backend] = { gflops: peakGflops, shape: peak.shape };
   const ceilingOf = (b: string | undefined) => ceilings[b ?? backend] ?? ceilings[backend];
   const peakCpu = Math.max(first.peak.gflopsPerCpuSecond ?? 0, last.peak.gflopsPerCpuSecond ?? 0);
   for (const r of all) {
@@ -158,8 +157,8 @@ async function main(): Promise<void> {
   console.log('');
   const pct = (100 * seed.loopGflops) / peakGflops;
   const ratio = seed.fitOverLoop;
-  console.log(`peak matmul on ${backend}: ${peakGflops.toFixed(1)} GFLOP/s, ${ceilings[backend].shape} (fastest repeat of the better of the start/end measurements: ${first.peak.gflopsBest.toFixed(1)} / ${last.peak.gflopsBest.toFixed(1)})`);
-  for (const [b, c] of Object.entries(ceilings)) if (b !== backend) console.log(`peak matmul on ${b}: ${c.gflops.toFixed(1)} GFLOP/s, ${c.shape} (the ceiling of that backend's rows)`);
+  console.log(`matmul ceiling on ${backend} ("peak"): ${peakGflops.toFixed(1)} GFLOP/s at ${ceilings[backend].shape} (roofline.matmulCeiling: best shape, fastest repeat; the better of the start/end measurements: ${first.peak.gflopsBest.toFixed(1)} / ${last.peak.gflopsBest.toFixed(1)})`);
+  for (const [b, c] of Object.entries(ceilings)) if (b !== backend) console.log(`matmul ceiling on ${b}: ${c.gflops.toFixed(1)} GFLOP/s at ${c.shape} (the yardstick of that backend's rows)`);
   console.log(`seed experiment, 5 epochs, custom loop: ${seed.loopProjected.toFixed(1)} s, ${seed.loopGflops.toFixed(1)} GFLOP/s = ${pct.toFixed(0)}% of peak ` +
     `[target ≥${TARGET_PCT_OF_PEAK}%: ${pct >= TARGET_PCT_OF_PEAK ? 'met' : 'NOT met'}]`);
   const pctCpu = (100 * seed.loopGflopsPerCpuSecond) / peakCpu;
