@@ -4,7 +4,7 @@
  * `optimizer.minimize`, with the same gradients.
  *
  * `optimizer.minimize` records the forward pass on a tape and replays it backwards through
- * generic gradient functions: for the article's 784-500-10 MLP that is ≈84 kernels per step, most
+ * generic gradient functions: for the article's 784-500-10 MLP that is 82 kernels per step, most
  * of them tiny (`Identity` for every variable read, `Reshape` around every matmul, `Cast`,
  * a dozen for the loss and as many for its gradient, four per variable for the momentum update).
  * Each costs a dispatch, and the elementwise ones over the 392,000-weight first layer each
@@ -13,9 +13,9 @@
  * - the loss gradient is `softmax(z) − labels` (no tape, no log-softmax chain);
  * - weight gradients are matmuls with transposed operands (`BatchMatMul` on 2-D operands, so no
  *   `Reshape` kernels), bias gradients one reduction each, the ReLU gradient one mask;
- * - the learning rate and the 1/batch of the mean are folded into that first gradient, so every
- *   gradient comes out already scaled; momentum keeps `u = lr·v` and the update is
- *   `u ← m·u + lr·g; w ← w − u`: three kernels per variable instead of four, with no scalar casts.
+ * - the 1/batch of the mean is folded into that first gradient (and, off native, the learning
+ *   rate too, so every gradient comes out already scaled: momentum keeps `u = lr·v` and the
+ *   update is `u ← m·u + lr·g; w ← w − u`, three kernels per variable instead of four, no casts).
  *
  * On the native `tensorflow` backend every kernel is one TensorFlow op (lib/backends/native-ops):
  * `SoftmaxCrossEntropyWithLogits` gives the per-example loss and its gradient in one kernel,
