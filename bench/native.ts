@@ -12,7 +12,6 @@ import * as env from '../lib/env';
 import * as experiments from '../lib/experiments';
 import { mlpTrainingFlops } from '../lib/flops';
 import * as kernelSets from '../lib/backends/kernel-sets';
-import * as native from '../lib/backends/native';
 import * as train from '../lib/train';
 import * as timing from '../lib/timing';
 import { matMulKernelSuite, result, type BenchContext, type MatMulShape, type SuiteOutput } from './suites';
@@ -143,7 +142,5 @@ export async function nativeKernelSuite(): Promise<SuiteOutput> {
     { op: 'forward h·W2', m: 100, k: 500, n: 10, tA: false, tB: false },
     { op: 'input grad dy·W2T', m: 100, k: 10, n: 500, tA: false, tB: true },
   ];
-  return device.withBackend('tensorflow', () => matMulKernelSuite('native-matmul', shapes, {
-    stock: 'tfjs-node BatchMatMulV2', fast: 'gpulab MatMul', install: native.installNativeFastKernels, uninstall: native.uninstallNativeFastKernels,
-  }, env.pick(30, 5)));
+  return device.withBackend('tensorflow', () => matMulKernelSuite('native-matmul', shapes, kernelSets.tensorflow, { stock: 'tfjs-node BatchMatMulV2', fast: 'gpulab MatMul' }, env.pick(30, 5)));
 }

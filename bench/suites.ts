@@ -100,25 +100,21 @@ export async function peakSuite(label: string): Promise<{ out: SuiteOutput; peak
 export interface MatMulShape { op: string; m: number; k: number; n: number; tA: boolean; tB: boolean }
 
 /**
- * The same matmuls timed with a backend's stock kernels and then with gpulab's overrides
- * (`kernels.install`/`uninstall`), on the current backend; the overrides are installed again
- * at the end whatever happens.
+ * The same matmuls timed with a backend's stock kernels and then with gpulab's overrides (the
+ * backend's `kernelSets.KernelSet`), on the current backend; the set's earlier state comes back
+ * at the end whatever happens. `labels` name the two sides in the table.
  */
-export async function matMulKernelSuite(experiment: string, shapes: MatMulShape[], kernels: { stock: string; fast: string; install: () => void; uninstall: () => void }, repeats: number): Promise<SuiteOutput> {
+export async function matMulKernelSuite(experiment: string, shapes: MatMulShape[], set: kernelSets.KernelSet, labels: { stock: string; fast: string }, repeats: number): Promise<SuiteOutput> {
   const out: SuiteOutput = { results: [], rows: [] };
-  try {
-    for (const fast of [false, true]) {
-      if (fast) kernels.install();
-      else kernels.uninstall();
-      const label = fast ? kernels.fast : kernels.stock;
+  for (const fast of [false, true]) {
+    await kernelSets.withKernels(fast ? set : null, [set], async () => {
+      const label = fast ? labels.fast : labels.stock;
       for (const s of shapes) {
         const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB, repeats });
         out.results.push(result({ experiment, variant: `${label}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels: label }, extra: { gflops: r.gflops } }, r.timing.samples, null));
         out.rows.push({ experiment: experiment.replace('-', ' '), variant: `${label}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
       }
-    }
-  } finally {
-    kernels.install();
+    });
   }
   return out;
 }
@@ -129,7 +125,7 @@ export async function wasmKernelSuite(_ctx: BenchContext): Promise<SuiteOutput> 
     { op: 'forward x·W', m: 100, k: 784, n: 500, tA: false, tB: false },
     { op: 'weight grad xT·dy', m: 784, k: 100, n: 500, tA: true, tB: false },
     { op: 'input grad dy·WT', m: 100, k: 500, n: 784, tA: false, tB: true },
-  ], { stock: 'stock', fast: 'gpulab', install: wasmFast.installFastKernels, uninstall: wasmFast.uninstallFastKernels }, env.pick(10, 3));
+  ], kernelSets.wasm, { stock: 'stock', fast: 'gpulab' }, env.pick(10, 3));
 }
 
 /** Per-epoch wall seconds of a seed run (every epoch ran the same number of batches). */
