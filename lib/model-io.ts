@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { readFileOrThrow, writeFileAtomic } from './fsutil';
-import { encodeFloat16, float16BitsToNumber, quantizeUint8 } from './precision';
+import { encodeFloat16, float16BitsToNumber, quantizeUint8 } from './float-formats';
 
 // ---------------------------------------------------------------------------------------------
 // Storage: the TensorFlow.js weights format with float32, float16 or 8-bit values
