@@ -15,7 +15,7 @@
  *   total time and bytes, and kernelMs against wallMs, explained per backend
  *   ({@link explainTimers}).
  * - {@link timePipeline}: per-batch time split between fetching the batch (input pipeline) and
- *   the training step (compute).
+ *   the training step (compute), measured by {@link timeBatches} (which `train.trainLoop` uses too).
  * - {@link findOnPath}, {@link runTool}, {@link externalTools}: run nvidia-smi / nsys / ncu when
  *   they exist, and say plainly when they do not.
  *
