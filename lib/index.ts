@@ -36,6 +36,7 @@ export * as charts from './charts';
 export * as nb from './notebook';
 export { setup } from './notebook';
 export * as env from './env';
+export { MiB, GiB } from './units';
 
 // --- data ---
 export * as data from './data';

@@ -20,7 +20,7 @@ const LIB = path.join(ROOT, 'lib');
  * entry wins (data/image-set.ts is base although data/ is the data layer).
  */
 const LAYERS: readonly { layer: string; holds: readonly string[] }[] = [
-  { layer: 'base', holds: ['env.ts', 'fsutil.ts', 'random.ts', 'display.ts', 'commands.ts', 'float-formats.ts', 'data/image-set.ts'] },
+  { layer: 'base', holds: ['env.ts', 'fsutil.ts', 'random.ts', 'display.ts', 'commands.ts', 'units.ts', 'float-formats.ts', 'data/image-set.ts'] },
   // The backends: providers register themselves with the registry; device ranks what registered
   // and imports none of them; backends/index.ts imports them all.
   { layer: 'backends: registry', holds: ['backends/registry.ts'] },
