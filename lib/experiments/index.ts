@@ -294,7 +294,6 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
   const optimizer = train.seedOptimizer();
   const vars = train.trainableVariables(model);
   try {
-    await memory.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
     const mem = await memory.stepMemory(model, batches[0], { optimizer });
     const timing = await benchmark(() => {
       let loss: tf.Scalar | null = null;
