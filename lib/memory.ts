@@ -5,7 +5,7 @@
  *   `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget or a
  *   real allocation failure ({@link findMaxBatchSize}).
  * - Tensors a piece of work leaves behind ({@link leakGuard}) and per epoch of a loop
- *   ({@link trackEpochMemory} / {@link leakVerdict}; also exported as `monitor.*`).
+ *   ({@link trackEpochMemory} / {@link leakVerdict}).
  * - The tensor memory of one training step ({@link stepMemory}, from `tf.profile`).
  *
  * Peak memory has three parts, read together:

@@ -18,7 +18,7 @@
  * - **Clear errors.** Loading checks every shard holds exactly the bytes the manifest promises;
  *   a missing, unreadable, corrupt or truncated file is named with the problem.
  *
- * `precision` and `transfer` re-export these functions under their earlier names.
+ * Weights stored as float16 or uint8 are encoded by `./float-formats` (shared with `precision`).
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';

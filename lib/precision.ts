@@ -12,8 +12,8 @@
  * - **Loss scaling**: the dynamic loss-scaling state machine of mixed-precision training
  *   ({@link nextLossScaleState}, {@link DynamicLossScaler}).
  * - **Storage**: the 8-bit affine quantization ({@link quantizeUint8}) and float16 encoding
- *   (both in `./float-formats`, re-exported here) that `modelIO` uses to save weights as float16 or uint8 in the TensorFlow.js weights format
- *   (`modelIO.saveModel(model, dir, { storage: 'float16' })`).
+ *   (both in `./float-formats`, re-exported here) that `modelIO` uses to save weights as float16
+ *   or uint8 in the TensorFlow.js weights format (`modelIO.saveModel(model, dir, { storage: 'float16' })`).
  * - **Arithmetic**: bytes of weights, gradients, optimizer state and activations per format
  *   ({@link precisionMemoryBudget}).
  */

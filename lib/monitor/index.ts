@@ -21,8 +21,9 @@
  *
  * One file per concern: `nvidia-smi` (CSV parser), `tools` (external tools, profiler commands),
  * `sampler`, `frames` (DataFrames and the timeline chart), `profile` (kernel profile) and
- * `pipeline` (input pipeline vs compute). Leak accounting lives in `memory` and is re-exported
- * here.
+ * `pipeline` (input pipeline vs compute); finding and running a tool is in `lib/commands.ts`
+ * (re-exported by `tools`). Leak accounting is not here: it lives in `memory` (`leakGuard`,
+ * `trackEpochMemory`, `leakVerdict`).
  */
 export * from './nvidia-smi';
 export * from './tools';
