@@ -1,7 +1,7 @@
 /**
  * Charts as real notebook outputs: typed Vega-Lite v5 builders, an SVG rendered by vega in
- * Node, and {@link show}, which sends ONE display_data bundle holding
- * `application/vnd.vegalite.v5+json` (interactive in JupyterLab), `image/svg+xml` (nbconvert
+ * Node, and {@link show}, which sends ONE display_data bundle holding Vega-Lite
+ * (`VEGALITE_MIME` from `./display`: interactive in JupyterLab), `image/svg+xml` (nbconvert
  * HTML, classic Notebook, GitHub) and `text/plain` (a one-line summary).
  */
 import * as vega from 'vega';
