@@ -12,15 +12,17 @@
  * - core measurement and reporting: `device` (backend choice: `./backends`, which imports every
  *   backend so each registers itself, then `device`'s ranking and selection), `timing` (warm-up,
  *   sync, repeats), `memory` (peaks, leaks, step memory), `monitor` (sampler, nvidia-smi, kernel
- *   profile, pipeline split), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
+ *   profile, pipeline split, kernel trace), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
  *   `env` (paths, quick mode);
  * - data: `data` (Fashion-MNIST or its stand-in, IDX, batching, tabular), `imageDirectory`
  *   (streaming and writing class-per-folder image trees);
- * - models and training: `train` (seed models, training loop, `fit`), `modelIO` (atomic model
+ * - models and training: `train` (seed models, training loop, `fit`, the fused training step), `modelIO` (atomic model
  *   save/load with float32/float16/uint8 weight storage);
- * - techniques: `precision`, `transfer`, `pruning`, `complexity`;
+ * - techniques: `precision`, `transfer`, `pruning`, `complexity`, `roofline` (measured ceilings,
+ *   kernel regimes, MFU);
  * - backends: `wasmFast`, `wasmConvGrad`, `webgpu` and `native`, providers and tfjs 4.22
- *   patches, each registered when imported;
+ *   patches, each registered when imported; `nativeOps` (TensorFlow ops as kernels, op counts)
+ *   and `kernelSets` (each backend's overrides, one install/uninstall shape);
  * - experiments: `experiments`, measurements shared by more than one caller (notebooks 01 and 02
  *   and `npm run bench`), and `experiments.transferSource`, notebook 06's source task.
  *
@@ -56,6 +58,7 @@ export * as precision from './precision';
 export * as transfer from './transfer';
 export * as pruning from './pruning';
 export * as complexity from './complexity';
+export * as roofline from './roofline';
 
 // --- backends: providers and patches, each registered when imported ---
 export * as wasmFast from './backends/wasm-fast';
@@ -63,6 +66,10 @@ export * as wasmFast from './backends/wasm-fast';
 export * as wasmConvGrad from './backends/wasm-conv-grad';
 export * as webgpu from './backends/webgpu';
 export * as native from './backends/native';
+/** TensorFlow's own ops as tfjs kernels (`TF:<Op>`) for the fused step, and counting the ops a step runs. */
+export * as nativeOps from './backends/native-ops';
+/** gpulab's kernel overrides per backend, one install/uninstall shape (`kernelSets.forBackend('wasm')`). */
+export * as kernelSets from './backends/kernel-sets';
 
 // --- experiments: measurements that notebooks 01/02 and the bench share; notebook 06's source task ---
 export * as experiments from './experiments';

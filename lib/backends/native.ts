@@ -17,8 +17,17 @@
  *    {@link installNativeFastKernels} overrides `BatchMatMul`, `_FusedMatMul`, `Step` and
  *    `Reshape` for the `tensorflow` backend: unbatched products go to `MatMul` with
  *    `transpose_a`/`transpose_b` (plus `BiasAdd`/`Relu`), `Step` to four TensorFlow ops, and
- *    `Reshape` reuses one shape tensor per shape instead of uploading a new one per call. It is
- *    installed automatically whenever `device.useBackend('tensorflow')` activates the backend.
+ *    `Reshape` hands its shape to the backend as raw data instead of making an engine tensor of
+ *    it per call. It is installed automatically whenever `device.useBackend('tensorflow')`
+ *    activates the backend.
+ *
+ *    The overrides keep tfjs's kernel contract: the constants they need (a shape, Step's
+ *    scalars) are written straight into the backend for one call and freed when it returns. They
+ *    are never engine-tracked tensors (so `tf.memory()`, `tf.tidy` and tfjs's test-mode leak check
+ *    see exactly what the stock kernels leave) and never cached, so nothing outlives the backend
+ *    instance that `tf.engine().reset()` disposes. tfjs-core's own op suite checks this
+ *    (test/conformance, `npm run test:conformance`).
+ *
  * 3. **The provider.** {@link probeTensorflow} loads the package (the GPU build first when an
  *    NVIDIA GPU is visible) and says what runs or why nothing does. Importing this module
  *    registers it, and the fast kernels' activation hook, with `./registry`.
@@ -86,6 +95,8 @@ type NodeBackend = tf.KernelBackend & {
   binding: Binding;
   isUsingGpuDevice: boolean;
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  /** Store values in the backend only (no engine tensor); TensorFlow gets them when an op first reads them. */
+  write(values: Int32Array | Float32Array, shape: number[], dtype: tf.DataType): object;
   disposeData(dataId: object): boolean | void;
 };
 type KernelArgs = { inputs: Record<string, tf.TensorInfo | null | undefined>; backend: NodeBackend; attrs: Record<string, unknown> };
@@ -298,34 +309,36 @@ export const NATIVE_OVERRIDDEN_KERNELS: readonly string[] = ['BatchMatMul', '_Fu
 
 const originals = new Map<string, tf.KernelConfig>();
 let installed = false;
-/** Kept int32 shape tensors for TensorFlow's Reshape, by shape. */
-const shapeTensors = new Map<string, tf.Tensor>();
-/** Kept float32 scalars (Step's constants), by value. */
-const scalars = new Map<number, tf.Tensor>();
 const stats = { matMul2d: 0, fused2d: 0, passthrough: 0, steps: 0, reshapes: 0 };
 
 const typeAttr = (be: NodeBackend, name = 'T'): OpAttr => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT });
 
-/** Most constants kept per cache; the oldest is disposed beyond it. */
-const MAX_KEPT = 256;
+/** A constant one kernel call needs: its values, shape and dtype. */
+interface Constant {
+  values: Int32Array | Float32Array;
+  shape: number[];
+  dtype: 'int32' | 'float32';
+}
+const shapeVector = (shape: number[]): Constant => ({ values: Int32Array.from(shape), shape: [shape.length], dtype: 'int32' });
+const floatScalar = (v: number): Constant => ({ values: Float32Array.of(v), shape: [], dtype: 'float32' });
 
-function keptConstant<K>(cache: Map<K, tf.Tensor>, key: K, make: () => tf.Tensor): tf.Tensor {
-  let t = cache.get(key);
-  if (!t || t.isDisposed) {
-    t = tf.keep(make());
-    cache.set(key, t);
-    if (cache.size > MAX_KEPT) {
-      const [oldest, tensor] = cache.entries().next().value as [K, tf.Tensor];
-      cache.delete(oldest);
-      tensor.dispose();
-    }
+/**
+ * Run `body` with constants that live in the backend for this call only: written with
+ * `backend.write` (never registered with the engine, so never counted or tracked by it) and
+ * freed when `body` returns or throws.
+ */
+function withConstants<T>(be: NodeBackend, constants: Constant[], body: (infos: tf.TensorInfo[]) => T): T {
+  const infos = constants.map(({ values, shape, dtype }): tf.TensorInfo => ({ dataId: be.write(values, shape, dtype), shape, dtype }));
+  try {
+    return body(infos);
+  } finally {
+    for (const info of infos) be.disposeData(info.dataId);
   }
-  return t;
 }
 
 function reshape(be: NodeBackend, x: tf.TensorInfo, shape: number[], dtype: tf.DataType = 'float32'): tf.TensorInfo {
-  const s = keptConstant(shapeTensors, shape.join(','), () => tf.tensor1d(shape, 'int32'));
-  return be.executeSingleOutput('Reshape', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: tfDtype(be, dtype) }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [x, s]);
+  const attrs = [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: tfDtype(be, dtype) }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
+  return withConstants(be, [shapeVector(shape)], ([s]) => be.executeSingleOutput('Reshape', attrs, [x, s]));
 }
 
 function tfDtype(be: NodeBackend, dtype: tf.DataType): number {
@@ -416,7 +429,7 @@ const fastKernels: Record<string, RawKernelFunc> = {
     const shape = args.attrs.shape as number[];
     if (x.dtype === 'string') return original('Reshape')(args);
     stats.reshapes++;
-    // tfjs-node uploads a new int32 shape tensor on every call; reuse one per shape.
+    // tfjs-node makes (and disposes) an engine tensor of the shape on every call; pass it as raw data.
     return reshape(args.backend, x, shape, x.dtype);
   },
   Step: (args) => {
@@ -428,16 +441,15 @@ const fastKernels: Record<string, RawKernelFunc> = {
     stats.steps++;
     const be = args.backend;
     const alpha = Number(args.attrs.alpha ?? 0);
-    const zero = keptConstant(scalars, 0, () => tf.scalar(0, 'float32'));
-    const one = keptConstant(scalars, 1, () => tf.scalar(1, 'float32'));
-    const alphaT = keptConstant(scalars, alpha, () => tf.scalar(alpha, 'float32'));
-    // step(x) = x > 0 ? 1 : alpha, and NaN stays NaN (as on the other backends).
-    const gt = be.executeSingleOutput('Greater', [typeAttr(be)], [x, zero]);
-    const stepped = be.executeSingleOutput('SelectV2', [typeAttr(be)], [gt, one, alphaT]);
-    const nan = be.executeSingleOutput('IsNan', [typeAttr(be)], [x]);
-    const out = be.executeSingleOutput('SelectV2', [typeAttr(be)], [nan, x, stepped]);
-    for (const t of [gt, stepped, nan]) be.disposeData(t.dataId);
-    return out;
+    return withConstants(be, [floatScalar(0), floatScalar(1), floatScalar(alpha)], ([zero, one, alphaT]) => {
+      // step(x) = x > 0 ? 1 : alpha, and NaN stays NaN (as on the other backends).
+      const gt = be.executeSingleOutput('Greater', [typeAttr(be)], [x, zero]);
+      const stepped = be.executeSingleOutput('SelectV2', [typeAttr(be)], [gt, one, alphaT]);
+      const nan = be.executeSingleOutput('IsNan', [typeAttr(be)], [x]);
+      const out = be.executeSingleOutput('SelectV2', [typeAttr(be)], [nan, x, stepped]);
+      for (const t of [gt, stepped, nan]) be.disposeData(t.dataId);
+      return out;
+    });
   },
 };
 

@@ -118,6 +118,26 @@ function untransposedCall(kernel: string, args: KernelArgs, extraInputs: Record<
   }
 }
 
+/**
+ * The shape checks of the stock wasm `BatchMatMul` kernel, in its order and with its words: the
+ * batch dimensions must broadcast, then the inner dimensions must match. The overrides run them
+ * before they transpose or fold anything: the fold takes `k` from `a` and views `b` as `[k, n]`, so
+ * without the check a mismatched `b` gives numbers (read past its end) instead of the error.
+ * `op` names the operation in the message: 'matMul' as the stock kernel says, 'fused matMul' as
+ * `tf.fused.matMul` says (the stock fused kernel leaves the check to that op).
+ */
+function assertMatMulShapes(args: KernelArgs, op: 'matMul' | 'fused matMul'): void {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs;
+  const aRank = a.shape.length;
+  const bRank = b.shape.length;
+  const innerShapeA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
+  const innerShapeB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
+  tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  tf.util.assert(innerShapeA === innerShapeB, () => `Error in ${op}: inner shapes (${innerShapeA}) and (${innerShapeB}) of Tensors with shapes ${a.shape} and ` +
+    `${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
+}
+
 function needsHelp(args: KernelArgs): boolean {
   const { a, b } = args.inputs;
   if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32') return false;
@@ -130,6 +150,7 @@ function fastBatchMatMul(args: KernelArgs): tf.TensorInfo {
     stats.passthrough++;
     return (originals.get('BatchMatMul')!.kernelFunc as unknown as RawKernelFunc)(args);
   }
+  assertMatMulShapes(args, 'matMul');
   return untransposedCall('BatchMatMul', args, {});
 }
 
@@ -138,6 +159,7 @@ function fastFusedMatMul(args: KernelArgs): tf.TensorInfo {
     stats.passthrough++;
     return (originals.get('_FusedMatMul')!.kernelFunc as unknown as RawKernelFunc)(args);
   }
+  assertMatMulShapes(args, 'fused matMul');
   const { bias, preluActivationWeights } = args.inputs;
   return untransposedCall('_FusedMatMul', args, { bias, preluActivationWeights });
 }

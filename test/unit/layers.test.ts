@@ -29,9 +29,9 @@ const LAYERS: readonly { layer: string; holds: readonly string[] }[] = [
   { layer: 'backends, assembled', holds: ['backends/index.ts'] },
   { layer: 'measurement', holds: ['timing.ts', 'monitor/', 'flops.ts', 'results.ts', 'charts.ts', 'notebook.ts'] },
   { layer: 'data', holds: ['data/'] },
-  { layer: 'models and training', holds: ['train.ts', 'model-io.ts'] },
+  { layer: 'models and training', holds: ['train.ts', 'fused-step.ts', 'model-io.ts'] },
   // memory measures training steps (stepMemory, the batch-size finder), so it stands above train.
-  { layer: 'techniques', holds: ['memory.ts', 'precision.ts', 'transfer.ts', 'pruning.ts', 'complexity.ts'] },
+  { layer: 'techniques', holds: ['memory.ts', 'precision.ts', 'transfer.ts', 'pruning.ts', 'complexity.ts', 'roofline.ts'] },
   { layer: 'experiments', holds: ['experiments/'] },
   { layer: 'the entry', holds: ['index.ts'] },
 ];
