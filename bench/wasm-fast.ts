@@ -1,7 +1,7 @@
 /**
- * Microbenchmark of the wasm matmul fix alone (lib/wasm-fast): the seed MLP's first-layer matmuls
- * and the seed experiment, each with tfjs's stock wasm kernels and with gpulab's overrides (and
- * the fused step).
+ * Microbenchmark of the wasm matmul fix alone (lib/backends/wasm-fast.ts): the seed MLP's
+ * first-layer matmuls and the seed experiment, each with tfjs's stock wasm kernels and with
+ * gpulab's overrides (and the fused step).
  * (`npm run bench` runs the same suites among the others.)
  *
  *   node --import tsx bench/wasm-fast.ts            (GPULAB_QUICK=1 for a short run)
