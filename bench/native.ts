@@ -106,7 +106,7 @@ async function convnetStep(steps: number): Promise<number[]> {
     return out;
   } finally {
     tf.dispose([x, y]);
-    optimizer.dispose();
+    train.disposeOptimizer(optimizer);
     model.dispose();
   }
 }
