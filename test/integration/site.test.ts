@@ -83,10 +83,10 @@ const external: string[] = [];
 
 before(async () => {
   if (skip) return;
+  assert.ok(findOnPath(CHROMIUM), `${CHROMIUM} is missing: npm run setup:test-deps installs Debian's chromium`);
   const r = runScript('scripts/site/publish.ts', ['--from', EXECUTED, '--out', SITE], { env: { ...process.env, GPULAB_QUICK: '1' } });
   assert.equal(r.status, 0, `publish failed:\n${r.stdout}\n${r.stderr}`);
   site = await serve(SITE);
-  assert.ok(findOnPath(CHROMIUM), `${CHROMIUM} is missing: npm run setup:test-deps installs Debian's chromium`);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulab-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
