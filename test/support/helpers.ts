@@ -29,3 +29,8 @@ export function runScript(file: string, args: readonly string[] = [], options: P
 export function scriptArgs(file: string, args: readonly string[] = []): string[] {
   return ['--import', TSX, path.resolve(ROOT, file), ...args];
 }
+
+/** A file of test/fixtures/ (e.g. `fixture('nvidia-smi', 'h100-idle.csv')`). */
+export function fixture(...parts: string[]): string {
+  return path.join(ROOT, 'test', 'fixtures', ...parts);
+}

@@ -1,0 +1,40 @@
+/** lib/monitor/pipeline.ts: input pipeline vs compute, per batch. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../../../lib/backends/device';
+import * as monitor from '../../../lib/monitor';
+
+test('timePipeline splits each batch into input-pipeline and compute time', async () => {
+  await useBackend('wasm');
+  const busy = (ms: number) => {
+    const t = performance.now();
+    while (performance.now() - t < ms) { /* spin */ }
+  };
+  function* slowData() {
+    for (let i = 0; i < 6; i++) {
+      busy(12);
+      yield { xs: tf.ones([4, 3]), ys: tf.zeros([4, 2]) };
+    }
+  }
+  const before = tf.memory().numTensors;
+  const s = new monitor.Sampler({ intervalMs: 1000, nvidiaSmi: false }).start();
+  const split = await monitor.timePipeline('slow data', slowData(), ({ xs }) => {
+    busy(3);
+    return xs.sum();
+  }, { warmup: 1, sampler: s, epoch: 0 });
+  const run = await s.stop();
+  assert.equal(tf.memory().numTensors, before, 'batches and step results are disposed');
+  assert.equal(split.batches.length, 6);
+  assert.equal(split.counted, 5);
+  assert.equal(split.batches[0].warmup, true);
+  assert.ok(split.medianDataMs >= 11, `data ${split.medianDataMs} ms per batch includes the 12 ms spin`);
+  assert.ok(split.medianComputeMs >= 2.5);
+  assert.ok(split.dataShare > 0.5, 'the slow input pipeline dominates');
+  assert.ok(Math.abs(split.totalMs - split.dataMs - split.computeMs) < 1e-9);
+  assert.equal(run.events.filter((e) => e.kind === 'batch-end').length, 6);
+  assert.equal(typeof run.events[0].logs.dataMs, 'number');
+  const rows = monitor.splitRows([split]);
+  assert.deepEqual(rows.map((r) => r.part), ['input pipeline', 'compute']);
+  await assert.rejects(monitor.timePipeline('empty', [], () => undefined), /no batches left/);
+});
