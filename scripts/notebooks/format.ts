@@ -107,13 +107,13 @@ export function readNotebook(file: string): Notebook {
   try {
     raw = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`${file}: cannot read the notebook (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new Error(`${file}: cannot read the notebook (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
-    throw new Error(`${file}: not valid JSON, so not a notebook (${(err as Error).message})`);
+    throw new Error(`${file}: not valid JSON, so not a notebook (${(err as Error).message})`, { cause: err });
   }
   return checkNotebook(value, file);
 }

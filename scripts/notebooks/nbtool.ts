@@ -21,7 +21,7 @@ export function nbtool(argv: readonly string[]): number {
     try {
       src = fs.readFileSync(args[0], 'utf8');
     } catch (err) {
-      throw new Error(`${args[0]}: cannot read the percent form (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new Error(`${args[0]}: cannot read the percent form (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
     }
     writeNotebook(args[1], fromPercent(src));
   } else if (cmd === 'to-percent' && args.length === 1) {

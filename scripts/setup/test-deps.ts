@@ -15,7 +15,6 @@
  *                               the one command that would (the suites then skip, naming it)
  */
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { findOnPath } from '../../lib/monitor/tools';
 import { installLavapipe, lavapipeStatus, type SystemCommand } from './vulkan';

@@ -4,6 +4,7 @@
  * and nbclient's per-cell timing), and the title and one-line summary shown on the index.
  */
 import * as path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { VEGALITE_MIME } from '../../lib/display';
 import { text, type Cell, type Notebook } from '../notebooks/format';
 
@@ -12,7 +13,7 @@ export const VEGA_MIME = 'application/vnd.vega.v5+json';
 
 /** Remove ANSI colour/escape sequences (kernels colour their stderr and tracebacks). */
 export function stripAnsi(s: string): string {
-  return s.replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\u001b\][^\u0007]*\u0007/g, '');
+  return stripVTControlCharacters(s);
 }
 
 /** Where and how a notebook's numbers were produced, for the index and each page's footer. */

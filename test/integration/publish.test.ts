@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { ROOT, tempDir } from '../support/helpers';
 import { bannerText } from '../../lib/notebook';
 import { bundle, barChart } from '../../lib/charts';
-import type { DeviceInfo } from '../../lib/backends/device';
+import type { DeviceInfo } from '../../lib/backends';
 import { VEGALITE_MIME } from '../../lib/display';
 import { type Cell, type Notebook, type Output } from '../../scripts/notebooks/format';
 import { chartCount, firstSentence, parseBanner, runInfo, splitDeviceLabel, titleAndSummary } from '../../scripts/site/notebook';
