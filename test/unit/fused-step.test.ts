@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../lib/backends/device';
+import * as device from '../../lib/backends';
 import * as fused from '../../lib/fused-step';
 import * as train from '../../lib/train';
 import { fusedStepErrors, relativeError, seededBatch } from '../support/parity';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../../lib/backends/device';
+import * as device from '../../../lib/backends';
 import * as nativeOps from '../../../lib/backends/native-ops';
 import { relativeError, seeded } from '../../support/parity';
 
