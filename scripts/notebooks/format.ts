@@ -62,7 +62,7 @@ export interface Notebook {
 }
 
 /** The kernel metadata every notebook of the collection carries: the TypeScript kernel (tslab). */
-export const TSLAB_METADATA: Readonly<NotebookMetadata> = Object.freeze({
+const TSLAB_METADATA: Readonly<NotebookMetadata> = Object.freeze({
   kernelspec: { display_name: 'TypeScript', language: 'typescript', name: 'tslab' },
   language_info: {
     codemirror_mode: { mode: 'typescript', name: 'javascript', typescript: true },
@@ -80,7 +80,7 @@ export function text(x: MultilineText | unknown): string {
 }
 
 /** Split text into nbformat's list of lines, each keeping its '\n' (the last one has none). */
-export function lines(s: string): string[] {
+function lines(s: string): string[] {
   const parts = s.split('\n').map((l, i, a) => (i < a.length - 1 ? `${l}\n` : l));
   return parts[parts.length - 1] === '' ? parts.slice(0, -1) : parts;
 }
@@ -90,7 +90,7 @@ export function lines(s: string): string[] {
  * `cell_type`, in nbformat 4. Throws an Error naming `file` and the problem; fills in an empty
  * `metadata` when there is none.
  */
-export function checkNotebook(value: unknown, file: string): Notebook {
+function checkNotebook(value: unknown, file: string): Notebook {
   const nb = value as Notebook;
   if (!nb || typeof nb !== 'object' || !Array.isArray(nb.cells)) throw new Error(`${file}: not a notebook (no "cells" list)`);
   if (nb.nbformat !== 4) throw new Error(`${file}: nbformat ${String(nb.nbformat)} is not supported (need 4)`);
@@ -129,7 +129,7 @@ export function writeNotebook(file: string, nb: Notebook): void {
 }
 
 /** A stable cell id from the cell's text and position (nbformat 4.5 wants one per cell). */
-export function cellId(source: string, index: number): string {
+function cellId(source: string, index: number): string {
   return crypto.createHash('sha1').update(`${index}:${source}`).digest('hex').slice(0, 8);
 }
 

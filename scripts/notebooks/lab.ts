@@ -15,7 +15,7 @@ import { setupJupyter } from '../setup/jupyter';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 /** The arguments `jupyter lab` gets for serving `dir`, before the user's own. */
-export function labArgs(dir: string, env: NodeJS.ProcessEnv = process.env, uid: number = os.userInfo().uid): string[] {
+function labArgs(dir: string, env: NodeJS.ProcessEnv = process.env, uid: number = os.userInfo().uid): string[] {
   const args = [`--ServerApp.root_dir=${dir}`];
   // CI and containers run as root; jupyter refuses to start there without --allow-root.
   if (uid === 0) args.push('--allow-root');

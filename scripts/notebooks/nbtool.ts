@@ -14,7 +14,7 @@ import { cleanNotebook, fromPercent, readNotebook, toPercent, writeNotebook } fr
 const USAGE = 'usage: nbtool.ts from-percent SRC.ts OUT.ipynb | to-percent NB.ipynb | clean NB.ipynb ...';
 
 /** Run one nbtool command; returns the exit status. */
-export function nbtool(argv: readonly string[]): number {
+function nbtool(argv: readonly string[]): number {
   const [cmd, ...args] = argv;
   if (cmd === 'from-percent' && args.length === 2) {
     let src: string;

@@ -40,7 +40,7 @@ export interface MissingDep {
 }
 
 /** The test dependencies missing on this machine (none on a machine that is not Linux with apt). */
-export function missingTestDeps(env: NodeJS.ProcessEnv = process.env): MissingDep[] {
+function missingTestDeps(env: NodeJS.ProcessEnv = process.env): MissingDep[] {
   const missing: MissingDep[] = [];
   const chromium = chromiumPath(env);
   if (!findOnPath(chromium)) missing.push({ name: 'chromium', for: 'the browser suites (site, lab)', detail: `${chromium} is missing` });
@@ -64,7 +64,7 @@ function announce(missing: readonly MissingDep[], sudo: boolean, say: (line: str
  * Install the missing test dependencies with apt-get, through sudo when `sudo` is true. Throws
  * saying what failed.
  */
-export function installTestDeps(missing: readonly MissingDep[], sudo: boolean, say: (line: string) => void): void {
+function installTestDeps(missing: readonly MissingDep[], sudo: boolean, say: (line: string) => void): void {
   if (!findOnPath('apt-get') || !findOnPath('dpkg-query')) {
     throw new Error(`there is no apt-get here: install ${missing.map((m) => (m.name === 'lavapipe' ? 'Mesa >= 23 lavapipe (mesa-vulkan-drivers / vulkan-swrast) and the Vulkan loader' : 'Chromium')).join(' and ')} yourself`);
   }

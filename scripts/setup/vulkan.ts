@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
 /** The oldest Mesa whose lavapipe Dawn accepts. */
-export const MIN_MESA = 23;
+const MIN_MESA = 23;
 
 const DEBIAN_SOURCES = '/etc/apt/sources.list.d/debian.sources';
 const SOURCES_LIST = '/etc/apt/sources.list';
@@ -36,7 +36,7 @@ function query(cmd: string, args: readonly string[]): string {
 }
 
 /** The installed version of a Debian package, or null. */
-export function installedVersion(pkg: string): string | null {
+function installedVersion(pkg: string): string | null {
   const line = query('dpkg-query', ['-W', '-f=${db:Status-Status} ${Version}\n', pkg])
     .split('\n')
     .find((l) => l.startsWith('installed '));
@@ -49,7 +49,7 @@ export function majorOf(version: string): number {
 }
 
 /** True when the Vulkan loader (libvulkan.so.1) is in the linker cache. */
-export function loaderPresent(): boolean {
+function loaderPresent(): boolean {
   // The whole output is read, then searched (a `| grep -q` under pipefail SIGPIPEs ldconfig).
   return /^\s*libvulkan\.so\.1 /m.test(query('ldconfig', ['-p']));
 }
