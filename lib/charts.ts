@@ -190,6 +190,8 @@ export interface LineOptions extends CommonOptions {
   bandHigh?: string;
   /** Treat x as nominal/ordinal instead of quantitative. */
   xType?: 'quantitative' | 'ordinal' | 'temporal';
+  /** Labelled reference lines: vertical at `x` (e.g. batch 100) or horizontal at `y` (e.g. a threshold). */
+  rules?: readonly { x?: number; y?: number; label: string }[];
 }
 
 /** Lines over epochs, batch sizes, time …; one line per `color` value, optional min–max band. */
@@ -219,6 +221,20 @@ export function lineChart(o: LineOptions): ChartSpec {
       ...colorEnc,
     },
   });
+  const xScale = o.logX ? { scale: { type: 'log' } } : {};
+  const yScale = o.logY ? { scale: { type: 'log' } } : {};
+  const vertical = (o.rules ?? []).filter((r) => r.x !== undefined);
+  const horizontal = (o.rules ?? []).filter((r) => r.y !== undefined);
+  if (vertical.length) {
+    const enc = { x: { field: 'x', type: o.xType ?? 'quantitative', ...xScale } };
+    layers.push({ data: { values: vertical }, mark: { type: 'rule', color: '#777', strokeDash: [4, 3] }, encoding: enc });
+    layers.push({ data: { values: vertical }, mark: { type: 'text', color: '#555', align: 'left', baseline: 'top', dx: 3, y: 2, fontSize: 10 }, encoding: { ...enc, text: { field: 'label' } } });
+  }
+  if (horizontal.length) {
+    const enc = { y: { field: 'y', type: 'quantitative', ...yScale } };
+    layers.push({ data: { values: horizontal }, mark: { type: 'rule', color: '#777', strokeDash: [2, 2] }, encoding: enc });
+    layers.push({ data: { values: horizontal }, mark: { type: 'text', color: '#555', align: 'left', baseline: 'bottom', x: 3, dy: -2, fontSize: 10 }, encoding: { ...enc, text: { field: 'label' } } });
+  }
   return { ...header(o), data: { values: toRows(o.data) }, layer: layers } as ChartSpec;
 }
 

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeDevice, deviceLabel } from '../backends/device';
-import { median, settle, sync, type Syncable } from '../timing';
+import { settle, sync, type Syncable } from '../timing';
 import { writeFileAtomic } from '../fsutil';
 import { type ChartSpec, ganttChart, type Row } from '../charts';
 import { kernelCost, type KernelKind } from '../flops';
@@ -474,12 +474,12 @@ export async function traceSteps(
 /** The price of recording: the same step timed with and without the recorder attached. */
 export interface RecordingCost {
   backend: string;
-  /** Median seconds of a step, unrecorded and recorded. */
+  /** Seconds of a step, unrecorded and recorded: the fastest of each (on a shared machine, the least disturbed). */
   plainSeconds: number;
   recordedSeconds: number;
   /** recorded / plain − 1. */
   overheadFraction: number;
-  /** Kernel calls per step, and the extra µs per kernel call the recorder cost (difference of the medians / calls). */
+  /** Kernel calls per step, and the extra µs per kernel call the recorder cost (difference of the fastest steps / calls). */
   kernelsPerStep: number;
   usPerKernel: number;
   /**
@@ -497,9 +497,9 @@ export interface RecordingCost {
  * Time `step` (synced) without and with a {@link TraceRecorder} attached: `rounds` rounds (default
  * 3), each a block of `repeats` plain steps (default 10) then a block of as many recorded steps
  * inside one recording, so a busy machine disturbs both alike; `warmup` steps before each block
- * are not timed. The figures are medians over all timed steps of each kind. Every run is a real
- * step (weights change). The difference can come out negative on a noisy machine: the cost is
- * then below what the noise lets one measure.
+ * are not timed. The figures are the fastest of all timed steps of each kind (on a shared machine,
+ * the least disturbed). Every run is a real step (weights change). The difference can come out
+ * negative on a noisy machine: the cost is then below what the noise lets one measure.
  */
 export async function recordingCost(step: () => Syncable, options: { repeats?: number; warmup?: number; rounds?: number } & TraceOptions = {}): Promise<RecordingCost> {
   const repeats = options.repeats ?? 10;
@@ -528,8 +528,8 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
     kernels = steps[steps.length - 1].kernels.filter((k) => k.depth === 0).length;
     gpu = trace.gpuTimestamps;
   }
-  const p = median(plain);
-  const r = median(recorded);
+  const p = Math.min(...plain);
+  const r = Math.min(...recorded);
   const chainUsPerKernel = await chainCost(rounds * 3);
   return {
     backend: tf.getBackend(),
@@ -544,7 +544,7 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
   };
 }
 
-/** µs per kernel call the recorder adds, from a chain of 200 tiny adds timed without and with it (alternating, `repeats` each). */
+/** µs per kernel call the recorder adds, from a chain of 200 tiny adds timed without and with it (alternating, `repeats` each; fastest runs). */
 async function chainCost(repeats: number): Promise<number> {
   const chain = 200;
   const one = tf.ones([1]);
@@ -574,7 +574,7 @@ async function chainCost(repeats: number): Promise<number> {
   } finally {
     one.dispose();
   }
-  return ((median(recorded) - median(plain)) * 1000) / chain;
+  return ((Math.min(...recorded) - Math.min(...plain)) * 1000) / chain;
 }
 
 // ---------------------------------------------------------------------------------------------
