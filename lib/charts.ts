@@ -488,9 +488,9 @@ export function rooflineChart(o: RooflineChartOptions): ChartSpec {
   const xScale = { type: 'log', domain: [xMin, xMax] };
   const yScale = { type: 'log', domain: [yMin, yMax] };
   const labels = [
-    { x: xMin * 1.3, y: o.bandwidthGBs * xMin * 1.3, text: o.bandwidthLabel ?? `${o.bandwidthGBs.toPrecision(3)} GB/s`, angle: 0 },
-    { x: ridge * 1.2, y: o.peakGflops, text: o.peakLabel ?? `${o.peakGflops.toPrecision(3)} GFLOP/s`, angle: 0 },
+    { x: xMin * 1.3, y: o.bandwidthGBs * xMin * 1.3, text: o.bandwidthLabel ?? `${o.bandwidthGBs.toPrecision(3)} GB/s` },
   ];
+  const peakLabel = { x: xMax, y: o.peakGflops, text: o.peakLabel ?? `${o.peakGflops.toPrecision(3)} GFLOP/s` };
   return {
     ...header(o),
     layer: [
@@ -498,14 +498,19 @@ export function rooflineChart(o: RooflineChartOptions): ChartSpec {
         data: { values: roof },
         mark: { type: 'line', color: '#444', strokeWidth: 2 },
         encoding: {
-          x: { field: 'x', type: 'quantitative', scale: xScale, title: x.title ?? x.field },
-          y: { field: 'y', type: 'quantitative', scale: yScale, title: y.title ?? y.field },
+          x: { field: 'x', type: 'quantitative', scale: xScale, title: x.title ?? x.field, axis: { format: '~g' } },
+          y: { field: 'y', type: 'quantitative', scale: yScale, title: y.title ?? y.field, axis: { format: '~g' } },
           detail: { field: 'part' },
         },
       },
       {
         data: { values: labels },
         mark: { type: 'text', align: 'left', baseline: 'bottom', dy: -4, fontSize: 10, color: '#444' },
+        encoding: { x: { field: 'x', type: 'quantitative', scale: xScale }, y: { field: 'y', type: 'quantitative', scale: yScale }, text: { field: 'text' } },
+      },
+      {
+        data: { values: [peakLabel] },
+        mark: { type: 'text', align: 'right', baseline: 'bottom', dy: -4, fontSize: 10, color: '#444' },
         encoding: { x: { field: 'x', type: 'quantitative', scale: xScale }, y: { field: 'y', type: 'quantitative', scale: yScale }, text: { field: 'text' } },
       },
       {

@@ -30,6 +30,15 @@ export interface TrainingFlops {
 }
 
 /**
+ * FLOP of training on `samples` examples by the usual convention: forward + backward = 3 × the
+ * forward FLOPs (`forwardPerSample`, e.g. from `complexity.forwardFlops`).
+ */
+export function trainingFlops(forwardPerSample: number, samples: number): number {
+  if (!(forwardPerSample >= 0) || !(samples >= 0)) throw new Error(`trainingFlops: FLOPs and samples must be ≥ 0, got ${forwardPerSample} and ${samples}`);
+  return 3 * forwardPerSample * samples;
+}
+
+/**
  * Matmul FLOP of training a dense MLP (`widths` = [input, hidden…, output]) on `samples`
  * examples. Elementwise work (bias, activations, loss, optimizer) is ignored: it is tiny next to
  * the matmuls. For the article's 784→500→10 MLP over 5 × 60,000 images: counted ≈7.1e11,
@@ -42,7 +51,7 @@ export function mlpTrainingFlops(widths: readonly number[], samples: number): Tr
   const first = layerFlops[0];
   return {
     forwardPerSample,
-    counted: 3 * forwardPerSample * samples,
+    counted: trainingFlops(forwardPerSample, samples),
     // forward (1×) + weight grads (1×) for every layer; input grads (1×) for all but the first.
     needed: (3 * forwardPerSample - first) * samples,
   };

@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { deviceLabel } from './backends/device';
-import { benchmark, isSynchronousBackend, settle, type Syncable, type Timing } from './timing';
+import { benchmark, isSynchronousBackend, settle, tinyOpChain, type Syncable, type Timing } from './timing';
 import { kernelCost, searchMatMul, type KernelCost, type KernelKind, type MatMulShape } from './flops';
 import { matMulLayout } from './monitor/profile';
 import { kernelsByPhase, recordTrace, spanSeconds, traceSteps, type KernelSpan, type Trace, type TraceBatch, type TraceOptions } from './monitor/trace';
@@ -234,16 +234,7 @@ export async function overheadCeiling(options: OverheadOptions = {}): Promise<Ov
   if (webgpu) tf.env().set('WEBGPU_CPU_FORWARD', false);
   const one = tf.ones([1]);
   try {
-    const timing = await benchmark(async () => {
-      let x = tf.add(one, one);
-      for (let i = 1; i < chain; i++) {
-        const next = tf.add(x, one);
-        x.dispose();
-        x = next;
-      }
-      await settle(x);
-      x.dispose();
-    }, { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 7) });
+    const timing = await benchmark(() => tinyOpChain(chain), { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 7) });
     const syncedTiming = await benchmark(() => tf.add(one, one), { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 7) });
     return {
       backend: tf.getBackend(),

@@ -97,6 +97,28 @@ export async function settle(t: tf.Tensor): Promise<void> {
 }
 
 /**
+ * Run `length` dependent adds on 1-element tensors (each on the previous result), then wait for
+ * the device ({@link settle}). The arithmetic is nil, so the time is the fixed cost of `length`
+ * kernel calls: time it to measure per-op overhead. Leaves no tensors behind.
+ */
+export async function tinyOpChain(length: number): Promise<void> {
+  if (!Number.isInteger(length) || length < 1) throw new Error(`tinyOpChain: length must be a positive integer, got ${length}`);
+  const one = tf.ones([1]);
+  try {
+    let x = tf.add(one, one);
+    for (let i = 1; i < length; i++) {
+      const next = tf.add(x, one);
+      x.dispose();
+      x = next;
+    }
+    await settle(x);
+    x.dispose();
+  } finally {
+    one.dispose();
+  }
+}
+
+/**
  * Time `fn`: `warmup` untimed runs, then `repeats` timed runs. Each run is synced before the
  * clock stops, so asynchronous GPU work is counted. Returns every sample in seconds.
  *

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeDevice, deviceLabel } from '../backends/device';
-import { settle, sync, type Syncable } from '../timing';
+import { sync, tinyOpChain, type Syncable } from '../timing';
 import { writeFileAtomic } from '../fsutil';
 import { type ChartSpec, ganttChart, type Row } from '../charts';
 import { kernelCost, type KernelKind } from '../flops';
@@ -547,32 +547,20 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
 /** µs per kernel call the recorder adds, from a chain of 200 tiny adds timed without and with it (alternating, `repeats` each; fastest runs). */
 async function chainCost(repeats: number): Promise<number> {
   const chain = 200;
-  const one = tf.ones([1]);
   const run = async (): Promise<number> => {
     const t0 = ms();
-    let x = tf.add(one, one);
-    for (let i = 1; i < chain; i++) {
-      const next = tf.add(x, one);
-      x.dispose();
-      x = next;
-    }
-    await settle(x);
-    x.dispose();
+    await tinyOpChain(chain);
     return ms() - t0;
   };
   const plain: number[] = [];
   const recorded: number[] = [];
-  try {
-    await run();
-    for (let i = 0; i < repeats; i++) {
-      plain.push(await run());
-      await recordTrace(async () => {
-        await run();
-        recorded.push(await run());
-      });
-    }
-  } finally {
-    one.dispose();
+  await run();
+  for (let i = 0; i < repeats; i++) {
+    plain.push(await run());
+    await recordTrace(async () => {
+      await run();
+      recorded.push(await run());
+    });
   }
   return ((Math.min(...recorded) - Math.min(...plain)) * 1000) / chain;
 }
@@ -732,7 +720,10 @@ export function spanSeconds(k: KernelSpan): number {
 export interface GanttOptions {
   title: string;
   subtitle?: string | string[];
-  /** Which phases to draw, by index (default: the first input phase and step phase, i.e. one batch). */
+  /**
+   * Which phases to draw, by index (default: one batch: the fastest step phase, the least
+   * disturbed on a shared machine, and the input phase before it).
+   */
   phases?: readonly number[];
   width?: number;
 }
@@ -744,7 +735,10 @@ export interface GanttOptions {
  * show as empty space. Drag to zoom in JupyterLab.
  */
 export function ganttSpec(trace: Trace, options: GanttOptions): ChartSpec {
-  const chosen = new Set(options.phases ?? [trace.phases.find((p) => p.kind === 'input')?.index, trace.phases.find((p) => p.kind === 'step')?.index].filter((i): i is number => i !== undefined));
+  const steps = trace.phases.filter((p) => p.kind === 'step');
+  const fastest = steps.length ? steps.reduce((a, b) => (b.durUs < a.durUs ? b : a)) : undefined;
+  const before = fastest ? trace.phases.filter((p) => p.kind === 'input' && p.index < fastest.index).pop() : undefined;
+  const chosen = new Set(options.phases ?? [before?.index, fastest?.index].filter((i): i is number => i !== undefined));
   const phases = trace.phases.filter((p) => chosen.has(p.index));
   if (!phases.length) throw new Error('ganttSpec: the trace has no phases to draw');
   const t0 = Math.min(...phases.map((p) => p.startUs));

@@ -42,3 +42,16 @@ test('benchmark rejects bad options', async () => {
   await assert.rejects(timing.benchmark(() => {}, { repeats: 0 }), /repeats/);
   await assert.rejects(timing.benchmark(() => {}, { warmup: -1 }), /warmup/);
 });
+
+test('settle waits without reading everything back, and tinyOpChain leaves no tensors behind', async () => {
+  await useBackend('cpu');
+  assert.equal(timing.isSynchronousBackend(), true, 'the cpu backend has finished when a kernel returns');
+  const t = tf.ones([3, 4]);
+  await timing.settle(t);
+  assert.equal(t.isDisposed, false, 'settle does not dispose');
+  t.dispose();
+  const before = tf.memory().numTensors;
+  await timing.tinyOpChain(25);
+  assert.equal(tf.memory().numTensors, before);
+  await assert.rejects(() => timing.tinyOpChain(0), /positive integer/);
+});
