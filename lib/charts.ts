@@ -531,7 +531,7 @@ export function compile(spec: ChartSpec): vega.Spec {
   try {
     return vl.compile(spec).spec;
   } catch (err) {
-    throw new Error(`Vega-Lite could not compile chart "${summaryLine(spec)}": ${(err as Error).message}`);
+    throw new Error(`Vega-Lite could not compile chart "${summaryLine(spec)}": ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -3,7 +3,7 @@
  * warm-up runs, a device sync after every run, then N timed repeats.
  */
 import * as tf from '@tensorflow/tfjs';
-import { describeDevice, type DeviceInfo } from './backends/device';
+import { describeDevice, type DeviceInfo } from './backends/registry';
 
 /** What a timed function may return: tensors are synced (awaited `data()`) and disposed. */
 export type Syncable = tf.Tensor | tf.Tensor[] | number | void | undefined | { [k: string]: tf.Tensor };
@@ -14,6 +14,8 @@ export interface BenchmarkOptions {
   warmup?: number;
   /** Timed runs. Default 5. */
   repeats?: number;
+  /** The device to record in the result. Default: the one running now (`device.describeDevice()`). */
+  device?: DeviceInfo;
 }
 
 /** The outcome of {@link benchmark}: every sample (seconds), their summary, and the device. */
@@ -142,5 +144,5 @@ export async function benchmark(
     await sync(await fn());
     samples.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
-  return { ...summarize(samples), device: describeDevice() };
+  return { ...summarize(samples), device: options.device ?? describeDevice() };
 }
