@@ -59,6 +59,24 @@ test('kernelCost: elementwise, reduction, softmax, conversion, movement and no-o
   assert.deepEqual([reshape.kind, reshape.flops, reshape.bytes, reshape.intensity], ['no-op', 0, 0, null]);
 });
 
+test("kernelCost: TensorFlow's own ops (TF:<Op> kernels of the native fused step) read like tfjs's", () => {
+  const dw = flops.kernelCost({ name: 'TF:MatMul', inputShapes: [[100, 784], [100, 500]], outputShapes: [[784, 500]], attrs: { transposeA: true } });
+  assert.deepEqual([dw.kernel, dw.kind, dw.flops], ['TF:MatMul', 'matmul', 2 * 784 * 100 * 500]);
+  assert.equal(flops.kernelCost({ name: 'TF:Mul', inputShapes: [[100, 10], []], outputShapes: [[100, 10]] }).flops, 1000);
+  const bgrad = flops.kernelCost({ name: 'TF:BiasAddGrad', inputShapes: [[100, 10]], outputShapes: [[10]] });
+  assert.deepEqual([bgrad.kind, bgrad.flops], ['reduction', 1000]);
+  const xent = flops.kernelCost({ name: 'TF:SoftmaxCrossEntropyWithLogits', inputShapes: [[100, 10], [100, 10]], outputShapes: [[100], [100, 10]] });
+  assert.deepEqual([xent.kind, xent.flops, xent.bytes], ['softmax', 8000, 4 * (1000 + 1000 + 100 + 1000)]);
+  // The weight and its accumulator arrive as resource handles (shape []): the gradient gives the size.
+  const apply = flops.kernelCost({ name: 'TF:ResourceApplyMomentum', inputShapes: [[], [], [], [784, 500], []], inputDtypes: ['string', 'string', 'float32', 'float32', 'float32'], outputShapes: [] });
+  assert.deepEqual([apply.kind, apply.flops, apply.bytes], ['elementwise', 4 * 392000, 5 * 4 * 392000]);
+  assert.equal(flops.kernelCost({ name: 'TF:ResourceApplyGradientDescent', inputShapes: [[], [], [10]], outputShapes: [] }).flops, 20);
+  assert.equal(flops.kernelCost({ name: 'TF:ReadVariableOp', inputShapes: [[]], outputShapes: [[784, 500]] }).kind, 'no-op');
+  assert.equal(flops.baseKernelName('TF:MatMul'), 'MatMul');
+  assert.equal(flops.baseKernelName('BatchMatMul'), 'BatchMatMul');
+  assert.equal(flops.kernelCost({ name: 'TF:Conv2D', inputShapes: [[1, 8, 8, 1]], outputShapes: [[1, 6, 6, 1]] }).kind, 'unknown');
+});
+
 test('kernelCost: an unknown kernel is listed with null FLOPs and bytes, never guessed', () => {
   const c = flops.kernelCost({ name: 'Conv2D', inputShapes: [[1, 28, 28, 1], [3, 3, 1, 8]], outputShapes: [[1, 26, 26, 8]] });
   assert.deepEqual([c.kind, c.flops, c.bytes, c.intensity], ['unknown', null, null, null]);
