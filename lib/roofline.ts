@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { deviceLabel } from './backends/device';
-import { benchmark, isSynchronousBackend, settle, summarize, tinyOpChain, type Syncable, type Timing } from './timing';
+import { benchmark, benchmarkWithin, isSynchronousBackend, settle, tinyOpChain, type Syncable, type Timing } from './timing';
 import { baseKernelName, kernelCost, MATMUL_KERNELS, searchMatMul, type KernelCost, type KernelKind, type MatMulShape } from './flops';
 import { matMulLayout } from './monitor/profile';
 import { kernelsByPhase, recordTrace, spanSeconds, traceSteps, type KernelSpan, type Trace, type TraceBatch, type TraceOptions } from './monitor/trace';
@@ -672,12 +672,14 @@ export async function stepTimeByBatch(
     let t: Timing;
     try {
       // WebGPU compiles shaders for every new shape over the first steps: two warm-up steps there.
-      const first = await benchmark(() => step.run(xs, ys), { warmup: options.warmup ?? (isQuick() && isSynchronousBackend() ? 1 : 2), repeats: 1 });
       // A slow step (over the budget) gets 2 repeats in all; a fast one the full count, so the
       // fastest repeat is a fair reading on a busy machine without the slow backends taking minutes.
-      const repeats = options.repeats ?? (first.min > budget ? 2 : isQuick() ? 5 : 9);
-      const rest = repeats > 1 ? await benchmark(() => step.run(xs, ys), { warmup: 0, repeats: repeats - 1 }) : null;
-      t = { ...summarize([...first.samples, ...(rest?.samples ?? [])]), device: first.device };
+      t = await benchmarkWithin(() => step.run(xs, ys), {
+        warmup: options.warmup ?? (isQuick() && isSynchronousBackend() ? 1 : 2),
+        repeats: options.repeats ?? (isQuick() ? 5 : 9),
+        slowRepeats: options.repeats ?? 2,
+        budgetSeconds: budget,
+      });
     } finally {
       tf.dispose([xs, ys]);
     }
@@ -760,7 +762,8 @@ export interface FusionRow {
 /**
  * `relu(x·W + b)` as three ops (`matMul`, `add`, `relu`) against `tf.fused.matMul` with bias and
  * ReLU (one `_FusedMatMul` kernel), on the current backend: kernels per evaluation (traced),
- * time (warm-up, sync, repeats) and the largest difference between the two results.
+ * time (warm-up, sync, repeats: 30, quick 10, only 3 where one evaluation takes over 50 ms) and
+ * the largest difference between the two results.
  */
 export async function fusedMatMulComparison(shape: MatMulShape = { m: 100, k: 784, n: 500 }, options: { repeats?: number; warmup?: number } = {}): Promise<FusionRow[]> {
   const x = tf.randomUniform([shape.m, shape.k], -1, 1, 'float32', 5);
@@ -782,7 +785,7 @@ export async function fusedMatMulComparison(shape: MatMulShape = { m: 100, k: 78
         tf.tidy(fn);
       });
       const top = trace.kernels.filter((k) => k.depth === 0);
-      const t = await benchmark(fn, { warmup: options.warmup ?? 3, repeats: options.repeats ?? (isQuick() ? 10 : 30) });
+      const t = await benchmarkWithin(fn, { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 10 : 30), slowRepeats: options.repeats ?? 3, budgetSeconds: 0.05 });
       const work = top.filter((k) => kernelCost(k).kind !== 'no-op').length;
       rows.push({ backend: tf.getBackend(), variant, kernels: top.length, kernelNames: top.map((k) => k.name).join(', '), workKernels: work, ms: t.median * 1e3, timing: t, maxAbsDiff });
     }

@@ -530,7 +530,7 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
   }
   const p = Math.min(...plain);
   const r = Math.min(...recorded);
-  const chainUsPerKernel = await chainCost(rounds * 3);
+  const chainUsPerKernel = await chainCost(Math.max(10, rounds * 5));
   return {
     backend: tf.getBackend(),
     plainSeconds: p,

@@ -55,3 +55,13 @@ test('settle waits without reading everything back, and tinyOpChain leaves no te
   assert.equal(tf.memory().numTensors, before);
   await assert.rejects(() => timing.tinyOpChain(0), /positive integer/);
 });
+
+test('benchmarkWithin: a run over the budget gets the slow repeat count, a fast one the full count', async () => {
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const slow = await timing.benchmarkWithin(() => sleep(30), { warmup: 0, repeats: 6, slowRepeats: 2, budgetSeconds: 0.01 });
+  assert.equal(slow.samples.length, 2);
+  assert.ok(slow.min >= 0.025);
+  const fast = await timing.benchmarkWithin(() => undefined, { warmup: 1, repeats: 6, budgetSeconds: 1 });
+  assert.equal(fast.samples.length, 6);
+  assert.equal(fast.median, timing.median(fast.samples));
+});
