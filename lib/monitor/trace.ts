@@ -425,7 +425,9 @@ export interface TraceStepsOptions extends TraceOptions {
  * Trace a few training steps with their input pipeline: for each batch, an `input` phase (the
  * iterator producing the batch: building and uploading its tensors) and a `step` phase (`step`
  * on it, result synced). `warmup` batches run first, unrecorded. Batches are disposed after
- * their step. Throws when the iterator runs out before `warmup + steps` batches.
+ * their step. Between steps the event loop runs timers (so a `Sampler` alongside records
+ * samples: {@link toChromeTrace}'s counters). Throws when the iterator runs out before
+ * `warmup + steps` batches.
  */
 export async function traceSteps(
   step: (batch: TraceBatch) => Syncable,
@@ -460,6 +462,9 @@ export async function traceSteps(
         } finally {
           tf.dispose([b.xs, b.ys]);
         }
+        // Let timers run between steps (outside every phase): a sampler running alongside gets
+        // its samples in, which become the trace file's counters.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }, options);
   } finally {
