@@ -707,7 +707,10 @@ export interface OverheadVerdict {
   fixedShare: number;
   /** The largest batch whose step took at most `flatFactor` × the smallest batch's: the end of the flat part. */
   flatUpTo: number;
-  /** `overhead-bound` when the step at `batch` is still on the flat part, else `compute/memory-bound`. */
+  /**
+   * `overhead-bound` when the step at `batch` is still on the flat part, or when a step of the
+   * smallest batch already costs at least half of it (fixedShare ≥ 0.5); else `compute/memory-bound`.
+   */
   regime: 'overhead-bound' | 'compute/memory-bound';
   /** One sentence from the numbers. */
   sentence: string;
@@ -716,7 +719,8 @@ export interface OverheadVerdict {
 /**
  * Read a {@link BatchSweep} from its fastest repeats: where the flat part ends (time within
  * `flatFactor`, default 1.5, of the smallest batch's) and which regime a step at `batch` (default
- * 100) is in. Throws when `batch` was not timed.
+ * 100) is in: overhead-bound on the flat part, or when at least half of its time is the fixed
+ * cost a step of the smallest batch already pays. Throws when `batch` was not timed.
  */
 export function overheadVerdict(sweep: BatchSweep, options: { batch?: number; flatFactor?: number } = {}): OverheadVerdict {
   const at = options.batch ?? 100;
@@ -731,11 +735,15 @@ export function overheadVerdict(sweep: BatchSweep, options: { batch?: number; fl
     else break;
   }
   const fixedShare = small.minMs / row.minMs;
-  const regime = at <= flatUpTo ? 'overhead-bound' : 'compute/memory-bound';
+  const flat = at <= flatUpTo;
+  const regime = flat || fixedShare >= 0.5 ? 'overhead-bound' : 'compute/memory-bound';
   const pct = `${(100 * Math.min(1, fixedShare)).toFixed(0)} %`;
-  const sentence = regime === 'overhead-bound'
-    ? `On ${sweep.backend}, a step of ${at} samples took ${row.minMs.toFixed(2)} ms and a step of ${small.batch} took ${small.minMs.toFixed(2)} ms (fastest repeats): the time is still flat at batch ${at} (the flat part runs to batch ${flatUpTo}), so the article's experiment is overhead-bound here: ${pct} of its step is a cost that does not grow with the batch.`
-    : `On ${sweep.backend}, a step of ${at} samples took ${row.minMs.toFixed(2)} ms against ${small.minMs.toFixed(2)} ms for ${small.batch} (fastest repeats): the flat part ends at batch ${flatUpTo}, so at batch ${at} the arithmetic and memory traffic dominate (compute/memory-bound), though a step of ${small.batch} already costs ${pct} of it: that part does not grow with the batch.`;
+  const times = `a step of ${at} samples took ${row.minMs.toFixed(2)} ms and a step of ${small.batch} took ${small.minMs.toFixed(2)} ms (fastest repeats)`;
+  const sentence = flat
+    ? `On ${sweep.backend}, ${times}: the time is still flat at batch ${at} (the flat part runs to batch ${flatUpTo}), so the article's experiment is overhead-bound here: ${pct} of its step is a cost that does not grow with the batch.`
+    : regime === 'overhead-bound'
+      ? `On ${sweep.backend}, ${times}: past the flat part (it ends at batch ${flatUpTo}), yet a step of ${small.batch} already costs ${pct} of it, so more than half of the article's step is a fixed per-step cost: it is overhead-bound here.`
+      : `On ${sweep.backend}, ${times}: the flat part ends at batch ${flatUpTo} and a step of ${small.batch} costs only ${pct} of one of ${at}, so at batch ${at} the arithmetic and memory traffic dominate: the article's experiment is compute/memory-bound here.`;
   return { backend: sweep.backend, batch: at, msPerStep: row.minMs, smallestBatch: small.batch, smallestMs: small.minMs, fixedShare, flatUpTo, regime, sentence };
 }
 

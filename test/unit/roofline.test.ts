@@ -226,7 +226,11 @@ test('overheadVerdict: the flat part ends where the fastest step passes 1.5× ba
   assert.match(flat.sentence, /overhead-bound here: 80 % of its step/);
   const steep = roofline.overheadVerdict(sweep({ 1: 1, 16: 1.2, 100: 6, 256: 15 }));
   assert.deepEqual([steep.flatUpTo, steep.regime], [16, 'compute/memory-bound']);
-  assert.match(steep.sentence, /flat part ends at batch 16/);
+  assert.match(steep.sentence, /flat part ends at batch 16 and a step of 1 costs only 17 %/);
+  // Past the flat part, but a step of 1 still costs over half the step at 100: fixed cost dominates.
+  const mostlyFixed = roofline.overheadVerdict(sweep({ 1: 3.3, 16: 4.4, 100: 5.4 }));
+  assert.deepEqual([mostlyFixed.flatUpTo, mostlyFixed.regime], [16, 'overhead-bound']);
+  assert.match(mostlyFixed.sentence, /past the flat part .* 61 % of it, so more than half/);
   assert.equal(roofline.overheadVerdict(sweep({ 1: 1, 16: 1.2, 100: 6 }), { flatFactor: 10 }).regime, 'overhead-bound');
   assert.throws(() => roofline.overheadVerdict(sweep({ 1: 1, 16: 2 })), /batch 100 was not timed on test \(timed: 1, 16\)/);
 });
