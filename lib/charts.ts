@@ -1,7 +1,7 @@
 /**
  * Charts as real notebook outputs: typed Vega-Lite v5 builders, an SVG rendered by vega in
- * Node, and {@link show}, which sends ONE display_data bundle holding
- * `application/vnd.vegalite.v5+json` (interactive in JupyterLab), `image/svg+xml` (nbconvert
+ * Node, and {@link show}, which sends ONE display_data bundle holding Vega-Lite
+ * (`VEGALITE_MIME` from `./display`: interactive in JupyterLab), `image/svg+xml` (nbconvert
  * HTML, classic Notebook, GitHub) and `text/plain` (a one-line summary).
  */
 import * as vega from 'vega';
@@ -250,7 +250,8 @@ export interface ScatterOptions extends CommonOptions {
   logY?: boolean;
   /**
    * Draw the Pareto frontier: points not beaten on both axes. `'min-x-max-y'` (default) suits
-   * time (x, lower is better) vs accuracy (y, higher is better).
+   * time (x, lower is better) vs accuracy (y, higher is better). A frontier of one point (it beats
+   * every other) is not drawn as a line.
    */
   frontier?: boolean | 'min-x-max-y' | 'min-x-min-y';
 }
@@ -290,10 +291,11 @@ export function scatterChart(o: ScatterOptions): ChartSpec {
   if (o.label) {
     layers.push({ mark: { type: 'text', dx: 6, align: 'left', fontSize: 10 }, encoding: { x: xEnc, y: yEnc, text: { field: o.label } } });
   }
-  if (o.frontier) {
-    const kind = o.frontier === true ? 'min-x-max-y' : o.frontier;
+  const frontier = o.frontier ? paretoFrontier(values, x.field, y.field, o.frontier === true ? 'min-x-max-y' : o.frontier) : [];
+  // One point that beats all others is the whole frontier: a line through it would have no length.
+  if (frontier.length >= 2) {
     layers.push({
-      data: { values: paretoFrontier(values, x.field, y.field, kind) },
+      data: { values: frontier },
       mark: { type: 'line', strokeDash: [4, 3], color: '#888' },
       encoding: { x: xEnc, y: yEnc },
     });

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
 import { median, sync, type Syncable } from '../timing';
 import { baseKernelName, MATMUL_KERNELS } from '../flops';
-import { MB } from './columns';
+import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
 // Kernel profile: tf.profile + tf.time
@@ -142,7 +142,7 @@ export function summarizeKernels(calls: readonly KernelCall[]): KernelRow[] {
       totalMs: total,
       meanMs: total === null ? null : total / g.calls.length,
       sharePct: total === null || !sum ? null : (100 * total) / sum,
-      allocatedMB: g.calls.reduce((a, c) => a + c.bytesAdded, 0) / MB,
+      allocatedMB: g.calls.reduce((a, c) => a + c.bytesAdded, 0) / MiB,
       shapes: [...g.shapes].slice(0, 3).join('; ') + (g.shapes.size > 3 ? ` (+${g.shapes.size - 3} more)` : ''),
     };
   });

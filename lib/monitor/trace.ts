@@ -24,6 +24,7 @@ import { writeFileAtomic } from '../fsutil';
 import { type ChartSpec, ganttChart, type Row } from '../charts';
 import { kernelCost, type KernelKind } from '../flops';
 import { type MonitorRun } from './sampler';
+import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
 // What a trace holds
@@ -627,7 +628,7 @@ export function toChromeTrace(trace: Trace, options: { counters?: MonitorRun } =
     for (const s of run.samples) {
       const ts = (base + s.tMs) * 1000;
       if (ts < 0 || ts > trace.durationUs) continue;
-      const mb = (b: number) => b / 2 ** 20;
+      const mb = (b: number) => b / MiB;
       ev.push({ name: 'process memory (MB)', ph: 'C', ts, pid: PID, tid: 0, args: { rss: mb(s.rssBytes), heap: mb(s.heapUsedBytes), external: mb(s.externalBytes) } });
       ev.push({ name: 'tf.memory()', ph: 'C', ts, pid: PID, tid: 0, args: { tensors: s.tfNumTensors, MB: mb(s.tfNumBytes) } });
       if (s.cpuPct !== null) ev.push({ name: 'process CPU (% of one core)', ph: 'C', ts, pid: PID, tid: 0, args: { cpu: s.cpuPct } });
