@@ -550,7 +550,7 @@ export interface StepAnalysis {
   kernelsPerStep: number;
   /** Kernels not in the cost model, by name (listed, not guessed). */
   unknownKernels: string[];
-  /** The step timed unrecorded (sync, repeats; warm from the trace) on one batch. */
+  /** The step timed unrecorded (warm-up, sync, repeats) on one batch, before the trace. */
   timing: Timing;
   /** Fastest ms per step, unrecorded (the least disturbed repeat on a shared machine; the median is in `timing`). */
   msPerStep: number;
@@ -560,7 +560,7 @@ export interface StepAnalysis {
 export interface AnalyzeStepOptions extends ClassifyOptions {
   /** Traced steps (default 3). */
   steps?: number;
-  /** Unrecorded steps before the trace (default 2). */
+  /** Warm-up steps before the unrecorded timing (default 2; WebGPU compiles shaders in them). One more runs before the trace. */
   warmup?: number;
   /** Timed repeats of the unrecorded step (default 10; quick 5). */
   repeats?: number;
@@ -569,11 +569,11 @@ export interface AnalyzeStepOptions extends ClassifyOptions {
 }
 
 /**
- * Diagnose a training step on the current backend: trace `steps` steps with their input pipeline
- * (`monitor.traceSteps`), place every kernel of a step on the roofline of `ceilings`
- * ({@link kernelPoints}), group them ({@link kernelTable}, {@link regimeSummary}), and time the
- * step unrecorded on one more batch through `timing.benchmark`. `batches` must yield at least
- * `warmup + steps + 1` batches; they are disposed after use.
+ * Diagnose a training step on the current backend: time it unrecorded on the first batch
+ * through `timing.benchmark` (warm-up, sync, repeats), then trace `steps` more steps with their
+ * input pipeline (`monitor.traceSteps`), place every kernel of a step on the roofline of
+ * `ceilings` ({@link kernelPoints}) and group them ({@link kernelTable}, {@link regimeSummary}).
+ * `batches` must yield at least `steps + 2` batches; they are disposed after use.
  */
 export async function analyzeStep(
   variant: string,
@@ -584,18 +584,23 @@ export async function analyzeStep(
 ): Promise<StepAnalysis> {
   if (ceilings.backend !== tf.getBackend()) throw new Error(`analyzeStep(${variant}): the ceilings were measured on '${ceilings.backend}' but '${tf.getBackend()}' is running`);
   const it = Symbol.asyncIterator in batches ? (batches as AsyncIterable<TraceBatch>)[Symbol.asyncIterator]() : (batches as Iterable<TraceBatch>)[Symbol.iterator]();
-  // One iterator for both: traceSteps takes what it needs, the timing takes the next one.
-  const shared: AsyncIterable<TraceBatch> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(it.next()) }) };
-  const trace = await traceSteps((b) => step.run(b.xs, b.ys), shared, { steps: options.steps, warmup: options.warmup, ...options.trace });
-  const next = await it.next();
-  if (next.done) throw new Error(`analyzeStep(${variant}): the batches ran out before the timed step`);
-  const batch = next.value;
+  let trace: Trace;
   let timing: Timing;
   try {
-    // The step is warm from the trace: no extra warm-up.
-    timing = await benchmark(() => step.run(batch.xs, batch.ys), { warmup: 0, repeats: options.repeats ?? (isQuick() ? 5 : 10) });
+    // Time first, unrecorded, on the first batch (its warm-up warms the step for the trace too),
+    // so nothing the recorder did (wrapping and restoring kernels) can touch the timing.
+    const first = await it.next();
+    if (first.done) throw new Error(`analyzeStep(${variant}): no batches`);
+    const batch = first.value;
+    try {
+      timing = await benchmark(() => step.run(batch.xs, batch.ys), { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 10) });
+    } finally {
+      tf.dispose([batch.xs, batch.ys]);
+    }
+    // The rest of the same iterator feeds the trace (traceSteps must not close it early).
+    const rest: AsyncIterable<TraceBatch> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(it.next()) }) };
+    trace = await traceSteps((b) => step.run(b.xs, b.ys), rest, { steps: options.steps, warmup: 1, ...options.trace });
   } finally {
-    tf.dispose([batch.xs, batch.ys]);
     await it.return?.();
   }
   const points = kernelPoints(trace, ceilings, options);
