@@ -17,8 +17,12 @@
  * time split. {@link fit} wraps `model.fit` with the same callbacks and epoch logs.
  */
 import * as tf from '@tensorflow/tfjs';
+import { AccumulatingOptimizer } from './accumulate';
 import { BatchSource, type Batch as DataBatch } from './data/batches';
 import type { ImageSet } from './data/image-set';
+
+export { AccumulatingOptimizer, accumulating } from './accumulate';
+export { checkpointed, CheckpointedSegment, segmentSizes, type CheckpointOptions } from './checkpoint';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models
@@ -124,6 +128,35 @@ export function disposeOptimizer(optimizer: tf.Optimizer): void {
   if (c && !c.isDisposed) c.dispose();
 }
 
+/** The optimizers whose state `memory.anatomy` knows: plain SGD, SGD with momentum, Adam. */
+export type OptimizerKind = 'sgd' | 'momentum' | 'adam';
+
+/**
+ * A fresh optimizer of a kind: SGD (lr 0.01 unless given), SGD with the article's momentum 0.9
+ * (lr 0.001 unless given, as {@link seedOptimizer}) or Adam (lr 0.001 unless given).
+ */
+export function makeOptimizer(kind: OptimizerKind, learningRate?: number): tf.Optimizer {
+  switch (kind) {
+    case 'sgd':
+      return tf.train.sgd(learningRate ?? 0.01);
+    case 'momentum':
+      return tf.train.momentum(learningRate ?? SEED_EXPERIMENT.learningRate, SEED_EXPERIMENT.momentum);
+    case 'adam':
+      return tf.train.adam(learningRate ?? 0.001);
+    default:
+      throw new Error(`makeOptimizer: unknown optimizer kind '${String(kind)}' (known: sgd, momentum, adam)`);
+  }
+}
+
+/** The {@link OptimizerKind} of a tfjs optimizer, from its class name; throws for other optimizers. */
+export function optimizerKind(optimizer: tf.Optimizer): OptimizerKind {
+  const name = optimizer.getClassName();
+  const kinds: Record<string, OptimizerKind> = { SGD: 'sgd', Momentum: 'momentum', Adam: 'adam' };
+  const kind = kinds[name];
+  if (!kind) throw new Error(`optimizerKind: '${name}' is not one of SGD, Momentum, Adam`);
+  return kind;
+}
+
 /**
  * The article's Keras batch example as it stands: four numbers, label 1 when > 0.5.
  * Returns new tensors; the caller disposes them.
@@ -225,6 +258,8 @@ export interface EpochLog {
   computeSeconds: number;
   batches: number;
   samples: number;
+  /** Optimizer updates this epoch: one per batch, or one per `accumulate` batches. */
+  updates: number;
   /** Mean of the batch losses that were read back this epoch (the last batch's at least). */
   loss: number;
 }
@@ -252,6 +287,14 @@ export interface TrainLoopOptions {
   syncEveryStep?: boolean;
   /** Dispose each batch's tensors after its step (default true: the loop owns the batches). */
   disposeBatches?: boolean;
+  /**
+   * Gradient accumulation: each batch is a micro-batch, and the weights are updated once per
+   * `accumulate` batches with the size-weighted mean of their gradients (a partial group is
+   * applied at the end of each epoch). 4 micro-batches of 25 update like one batch of 100, while a
+   * step holds the activations of 25. Default 1 (an update per batch). It runs the stock gradient
+   * path (`optimizer.minimize` through {@link AccumulatingOptimizer}).
+   */
+  accumulate?: number;
   onBatchEnd?: (info: BatchEnd) => void | Promise<void>;
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
 }
@@ -265,6 +308,8 @@ export interface TrainResult {
   computeSeconds: number;
   batches: number;
   samples: number;
+  /** Optimizer updates in total (fewer than batches with `accumulate`). */
+  updates: number;
   /**
    * CPU seconds this process used during the loop (all threads). On a machine shared with other
    * work, wall time includes waiting for a core; CPU time estimates what a dedicated core would take.
@@ -303,6 +348,9 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
   const syncEveryStep = options.syncEveryStep ?? true;
   const disposeBatches = options.disposeBatches ?? true;
   const maxBatches = options.maxBatchesPerEpoch ?? Infinity;
+  const accumulate = options.accumulate ?? 1;
+  if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`trainLoop: accumulate must be a positive integer, got ${accumulate}`);
+  const accumulator = accumulate > 1 ? new AccumulatingOptimizer(optimizer, accumulate) : null;
   const vars = trainableVariables(model);
   const logs: EpochLog[] = [];
   const cpu0 = process.cpuUsage();
@@ -315,6 +363,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
     let computeSeconds = 0;
     let batches = 0;
     let samples = 0;
+    const updates0 = accumulator?.updates ?? 0;
     const losses: number[] = [];
     let pending: tf.Scalar | null = null;
     const it = asAsync(batchesFor(epoch))[Symbol.asyncIterator]();
@@ -327,7 +376,8 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
         const { xs, ys } = next.value;
         const c0 = now();
         pending?.dispose();
-        pending = optimizer.minimize(() => loss(ys, model.apply(xs, { training: true }) as tf.Tensor), true, vars) as tf.Scalar;
+        if (accumulator) accumulator.nextWeight = xs.shape[0];
+        pending = (accumulator ?? optimizer).minimize(() => loss(ys, model.apply(xs, { training: true }) as tf.Tensor), true, vars) as tf.Scalar;
         const read = lossEvery > 0 && (batches + 1) % lossEvery === 0;
         let lossValue: number | null = null;
         if (read) {
@@ -348,6 +398,11 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
           break;
         }
       }
+      if (accumulator?.pending) {
+        const c0 = now();
+        accumulator.flush(); // a partial group at the end of the epoch
+        computeSeconds += now() - c0;
+      }
       const lastWasRead = lossEvery > 0 && batches % lossEvery === 0;
       if (pending && !lastWasRead) {
         const c0 = now();
@@ -357,6 +412,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
       }
     } finally {
       pending?.dispose();
+      accumulator?.dispose(); // empty after the flush above; drops a partial sum if a step threw
       await it.return?.(undefined);
     }
     if (batches === 0) throw new Error(`trainLoop: epoch ${epoch} produced no batches`);
@@ -367,6 +423,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
       computeSeconds,
       batches,
       samples,
+      updates: accumulator ? accumulator.updates - updates0 : batches,
       loss: losses.reduce((a, b) => a + b, 0) / losses.length,
     };
     logs.push(log);
@@ -381,6 +438,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
     computeSeconds: logs.reduce((a, l) => a + l.computeSeconds, 0),
     batches: logs.reduce((a, l) => a + l.batches, 0),
     samples: logs.reduce((a, l) => a + l.samples, 0),
+    updates: logs.reduce((a, l) => a + l.updates, 0),
     stoppedBy,
     finalLoss,
   };
