@@ -100,11 +100,14 @@ export class AccumulatingOptimizer extends tf.Optimizer {
   flush(): void {
     if (this.pendingCalls === 0) return;
     const total = this.weightSum;
-    const mean = tf.tidy(() => [...this.sums].map(([name, sum]) => ({ name, tensor: tf.div(sum, total) })));
+    // The sums become the means one variable at a time, so at most one extra gradient-sized tensor is alive.
+    for (const [name, sum] of this.sums) {
+      this.sums.set(name, tf.keep(tf.div(sum, total)));
+      sum.dispose();
+    }
     try {
-      this.inner.applyGradients(mean);
+      this.inner.applyGradients([...this.sums].map(([name, tensor]) => ({ name, tensor })));
     } finally {
-      tf.dispose(mean.map((g) => g.tensor));
       this.dropSums();
     }
     this.applied++;

@@ -395,6 +395,32 @@ export async function leakGuard<T>(
   return { value, report };
 }
 
+/** What {@link tensorPeak} measured. */
+export interface TensorPeak<T> {
+  value: T;
+  /** Highest tensor bytes alive during the work (everything, as `tf.profile` reports it). */
+  peakBytes: number;
+  /** `peakBytes` above the bytes alive when the work started. */
+  addedBytes: number;
+  /** Tensors the work left alive (its result, new variables, or a leak). */
+  newTensors: number;
+}
+
+/**
+ * The peak tensor memory of any piece of work (a step, an accumulation cycle, a short loop),
+ * from `tf.profile`: it records the bytes alive after every kernel, so the peak is exact at
+ * kernel granularity for the tensors tfjs tracks. Profiling slows the work: time it separately.
+ */
+export async function tensorPeak<T>(fn: () => T | Promise<T>): Promise<TensorPeak<T>> {
+  const start = tf.memory().numBytes;
+  let value: T | undefined;
+  const info = await tf.profile(async () => {
+    value = await fn();
+  });
+  const peakBytes = Number.isFinite(info.peakBytes) ? Math.max(info.peakBytes, start) : start;
+  return { value: value as T, peakBytes, addedBytes: peakBytes - start, newTensors: info.newTensors };
+}
+
 /** Memory of one training step, from `tf.profile`. */
 export interface StepMemory {
   /** Highest tensor bytes alive during the step (everything, weights and data included). */
