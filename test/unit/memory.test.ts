@@ -251,3 +251,20 @@ test('anatomy measures weights, gradients and optimizer state as predicted, acti
   model.dispose();
   tf.dispose([small.xs, small.ys, big.xs, big.ys]);
 });
+
+test('tensorPeak: the peak of a piece of work above its start, with its value and the tensors it kept', async () => {
+  await useBackend('wasm');
+  const { value, peakBytes, addedBytes, newTensors } = await memory.tensorPeak(() => {
+    const big = tf.ones([1000]);       // 4000 bytes, freed below
+    const kept = tf.tidy(() => big.mul(2).sum());
+    big.dispose();
+    return kept;
+  });
+  assert.equal(addedBytes, 4000 + 4000 + 4, 'ones, its doubled copy and the sum were alive at once');
+  assert.ok(peakBytes >= addedBytes);
+  assert.equal(newTensors, 1, 'the returned sum');
+  assert.equal((await value.data())[0], 2000);
+  value.dispose();
+  const none = await memory.tensorPeak(() => 7);
+  assert.deepEqual([none.value, none.addedBytes, none.newTensors], [7, 0, 0]);
+});
