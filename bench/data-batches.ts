@@ -15,7 +15,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { data, env, results, timing } from '../lib';
-import { useBackend, type BackendName } from '../lib/backends/device';
+import { useBackend, type BackendName } from '../lib/backends';
 import { textTable } from '../lib/notebook';
 
 /** One measured way of producing batches. */

@@ -14,7 +14,7 @@
  * not an input pipeline. Exit code 2 when the requested backend could not run.
  */
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../lib/backends/device';
+import * as device from '../lib/backends';
 import * as timing from '../lib/timing';
 import * as webgpu from '../lib/backends/webgpu';
 import { resultFromTiming, writeResultsJson, type Result } from '../lib/results';

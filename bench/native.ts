@@ -6,11 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as complexity from '../lib/complexity';
-import * as device from '../lib/backends/device';
+import * as device from '../lib/backends';
 import * as env from '../lib/env';
 import * as experiments from '../lib/experiments';
 import * as native from '../lib/backends/native';
-import * as results from '../lib/results';
 import * as timing from '../lib/timing';
 import { matMulKernelSuite, result, type BenchContext, type MatMulShape, type SuiteOutput } from './suites';
 

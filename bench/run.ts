@@ -22,7 +22,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as data from '../lib/data';
-import * as device from '../lib/backends/device';
+import * as device from '../lib/backends';
 import * as env from '../lib/env';
 import * as nb from '../lib/notebook';
 import * as results from '../lib/results';

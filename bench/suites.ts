@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as data from '../lib/data';
-import * as device from '../lib/backends/device';
+import * as device from '../lib/backends';
 import * as env from '../lib/env';
 import * as experiments from '../lib/experiments';
 import * as flops from '../lib/flops';

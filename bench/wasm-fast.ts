@@ -6,7 +6,7 @@
  *   node --import tsx bench/wasm-fast.ts            (GPULAB_QUICK=1 for a short run)
  */
 import * as data from '../lib/data';
-import * as device from '../lib/backends/device';
+import * as device from '../lib/backends';
 import * as env from '../lib/env';
 import * as nb from '../lib/notebook';
 import * as suites from './suites';

@@ -385,12 +385,132 @@ export function timelineChart(o: TimelineOptions): ChartSpec {
   } as ChartSpec;
 }
 
+/** Options for {@link ganttChart}. */
+export interface GanttChartOptions extends CommonOptions {
+  /** One row per span. */
+  data: ChartData;
+  /** The field naming the lane (row) a span is drawn in, in order of first appearance. */
+  lane: string;
+  /** Span start (quantitative). */
+  start: string | Field;
+  /** Span end (same unit as start). */
+  end: string;
+  color?: string | Field;
+  /** Extra fields shown in the tooltip. */
+  tooltip?: readonly string[];
+  /** Height of each lane in px (default 34). */
+  laneHeight?: number;
+}
+
+/**
+ * A Gantt chart: every span a bar from `start` to `end` in its lane, so the gaps between spans
+ * show as empty space. The x axis zooms and pans (drag, scroll) where the chart is interactive.
+ */
+export function ganttChart(o: GanttChartOptions): ChartSpec {
+  const start = f(o.start);
+  const values = toRows(o.data);
+  const lanes = [...new Set(values.map((r) => String(r[o.lane])))];
+  const color = o.color ? f(o.color) : undefined;
+  return {
+    ...header(o),
+    height: (o.laneHeight ?? 34) * Math.max(1, lanes.length),
+    data: { values },
+    params: [{ name: 'zoom', select: { type: 'interval', encodings: ['x'] }, bind: 'scales' }],
+    mark: { type: 'bar', tooltip: true },
+    encoding: {
+      y: { field: o.lane, type: 'nominal', title: null, sort: lanes },
+      x: { field: start.field, type: 'quantitative', title: start.title ?? start.field },
+      x2: { field: o.end },
+      ...(color ? { color: { field: color.field, type: 'nominal', title: color.title ?? color.field } } : {}),
+      tooltip: [...(o.tooltip ?? []), start.field, o.end].map((field) => ({ field })),
+    },
+  } as ChartSpec;
+}
+
+/** Options for {@link rooflineChart}. */
+export interface RooflineChartOptions extends CommonOptions {
+  /** One row per kernel (or kernel call): its arithmetic intensity and achieved rate. */
+  data: ChartData;
+  /** Arithmetic intensity, FLOPs per byte (log axis). */
+  x: string | Field;
+  /** Achieved GFLOP/s (log axis). */
+  y: string | Field;
+  color?: string | Field;
+  /** The compute roof: the measured matmul ceiling, GFLOP/s. */
+  peakGflops: number;
+  /** The memory slope: measured bandwidth, GB/s (attainable GFLOP/s = GB/s × FLOPs per byte). */
+  bandwidthGBs: number;
+  /** Labels of the two ceilings (default: their values). */
+  peakLabel?: string;
+  bandwidthLabel?: string;
+}
+
+/**
+ * A roofline: log–log, arithmetic intensity (FLOPs per byte) against GFLOP/s, with the measured
+ * ceilings drawn as the bandwidth slope (GB/s × intensity) up to the ridge point and the flat
+ * compute roof after it; each row of `data` is a point at its achieved rate.
+ */
+export function rooflineChart(o: RooflineChartOptions): ChartSpec {
+  if (!(o.peakGflops > 0) || !(o.bandwidthGBs > 0)) throw new Error(`charts.rooflineChart "${o.title}": the ceilings must be positive (peak ${o.peakGflops} GFLOP/s, bandwidth ${o.bandwidthGBs} GB/s)`);
+  const x = f(o.x);
+  const y = f(o.y);
+  const values = toRows(o.data);
+  const ridge = o.peakGflops / o.bandwidthGBs;
+  const xs = values.map((r) => Number(r[x.field])).filter((v) => v > 0 && Number.isFinite(v));
+  const ys = values.map((r) => Number(r[y.field])).filter((v) => v > 0 && Number.isFinite(v));
+  const decade = (v: number, up: boolean) => 10 ** (up ? Math.ceil(Math.log10(v)) : Math.floor(Math.log10(v)));
+  const xMin = decade(Math.min(ridge / 100, ...xs), false);
+  const xMax = decade(Math.max(ridge * 10, ...xs), true);
+  const yMin = decade(Math.min(o.bandwidthGBs * xMin, ...ys), false);
+  const yMax = decade(Math.max(o.peakGflops, ...ys) * 1.0001, true);
+  const roof = [
+    { x: xMin, y: o.bandwidthGBs * xMin, part: 'memory bandwidth' },
+    { x: ridge, y: o.peakGflops, part: 'memory bandwidth' },
+    { x: ridge, y: o.peakGflops, part: 'compute' },
+    { x: xMax, y: o.peakGflops, part: 'compute' },
+  ];
+  const xScale = { type: 'log', domain: [xMin, xMax] };
+  const yScale = { type: 'log', domain: [yMin, yMax] };
+  const labels = [
+    { x: xMin * 1.3, y: o.bandwidthGBs * xMin * 1.3, text: o.bandwidthLabel ?? `${o.bandwidthGBs.toPrecision(3)} GB/s`, angle: 0 },
+    { x: ridge * 1.2, y: o.peakGflops, text: o.peakLabel ?? `${o.peakGflops.toPrecision(3)} GFLOP/s`, angle: 0 },
+  ];
+  return {
+    ...header(o),
+    layer: [
+      {
+        data: { values: roof },
+        mark: { type: 'line', color: '#444', strokeWidth: 2 },
+        encoding: {
+          x: { field: 'x', type: 'quantitative', scale: xScale, title: x.title ?? x.field },
+          y: { field: 'y', type: 'quantitative', scale: yScale, title: y.title ?? y.field },
+          detail: { field: 'part' },
+        },
+      },
+      {
+        data: { values: labels },
+        mark: { type: 'text', align: 'left', baseline: 'bottom', dy: -4, fontSize: 10, color: '#444' },
+        encoding: { x: { field: 'x', type: 'quantitative', scale: xScale }, y: { field: 'y', type: 'quantitative', scale: yScale }, text: { field: 'text' } },
+      },
+      {
+        data: { values },
+        mark: { type: 'point', filled: true, size: 60, opacity: 0.8, tooltip: true },
+        encoding: {
+          x: { field: x.field, type: 'quantitative', scale: xScale },
+          y: { field: y.field, type: 'quantitative', scale: yScale },
+          ...(o.color ? { color: { field: f(o.color).field, type: 'nominal', title: f(o.color).title ?? f(o.color).field } } : {}),
+        },
+      },
+    ],
+  } as ChartSpec;
+}
+
 /** Compile a Vega-Lite spec to Vega; throws naming the chart and vega-lite's message if the spec is invalid. */
 export function compile(spec: ChartSpec): vega.Spec {
   try {
     return vl.compile(spec).spec;
   } catch (err) {
-    throw new Error(`Vega-Lite could not compile chart "${summaryLine(spec)}": ${(err as Error).message}`);
+    throw new Error(`Vega-Lite could not compile chart "${summaryLine(spec)}": ${(err as Error).message}`, { cause: err });
   }
 }
 

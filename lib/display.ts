@@ -13,21 +13,17 @@ type WriteDisplayData = (data: { data: MimeBundle; metadata: Record<string, unkn
 
 /**
  * The display writer of the tslab kernel this code runs in, or null outside a kernel. It is
- * looked up among loaded modules first, so it is found even when the kernel is a different tslab
- * install (global, or another checkout) than the one this library would `require`.
+ * looked up among the modules already loaded (a kernel has loaded its `tslab/dist/jupyter.js`),
+ * so it is found even when the kernel is a different tslab install (global, or another checkout)
+ * than the one this library would import; outside a kernel nothing is loaded to find out.
  */
 function kernelDisplayWriter(): WriteDisplayData | null {
-  const candidates = Object.keys(require.cache).filter((k) => /[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(k));
-  for (const key of candidates) {
-    const w = (require.cache[key]?.exports as { lastWriteDisplayData?: WriteDisplayData | null } | undefined)?.lastWriteDisplayData;
+  for (const [key, mod] of Object.entries(require.cache)) {
+    if (!/[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(key)) continue;
+    const w = (mod?.exports as { lastWriteDisplayData?: WriteDisplayData | null } | undefined)?.lastWriteDisplayData;
     if (typeof w === 'function') return w;
   }
-  try {
-    const w = (require('tslab/dist/jupyter') as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData;
-    return typeof w === 'function' ? w : null;
-  } catch {
-    return null;
-  }
+  return null;
 }
 
 /**

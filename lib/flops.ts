@@ -4,6 +4,7 @@
  * ```ts
  * const peak = await flops.peakMatMul();                 // this backend's fp32 matmul GFLOP/s
  * flops.mlpTrainingFlops([784, 500, 10], 60000 * 5);     // {counted, needed}
+ * flops.kernelCost({ name: 'BatchMatMul', inputShapes: [[100, 784], [784, 500]], outputShapes: [[100, 500]] });
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
@@ -99,18 +100,229 @@ export async function matMulThroughput(
   }
 }
 
+/** One matmul shape `m×k · k×n` to time. */
+export interface MatMulShape {
+  m: number;
+  k: number;
+  n: number;
+}
+
+/** What {@link searchMatMul} found: the best shape, every shape it timed, and the ones it skipped. */
+export interface MatMulSearch {
+  /** The shape with the best fastest-repeat GFLOP/s. */
+  best: MatMulThroughput;
+  /** Every shape timed, in the order timed (by FLOPs, smallest first). */
+  tried: MatMulThroughput[];
+  /** Shapes left out because timing them would have taken longer than the budget. */
+  skipped: { shape: MatMulShape; reason: string }[];
+}
+
 /**
- * The current backend's peak fp32 matmul throughput: square products (1024 and 512; 256 on the
- * pure-JS cpu backend, where larger sizes take seconds); the size with the best fastest-repeat
- * GFLOP/s wins. Use `gflopsBest` as "the peak": on a shared machine the fastest repeat is the
- * least disturbed one, so achieved-vs-peak ratios against it are conservative.
+ * Time a set of matmul shapes on the current backend, smallest (in FLOPs) first, and keep the
+ * best: the "maximum achievable matmul FLOPS" search of Stas Bekman's MAMF finder, on a budget.
+ * Before each shape, the time it would take (warm-up + repeats at the best rate seen so far) is
+ * estimated; shapes over `budgetSeconds` (default 3 s) are skipped and listed, never guessed.
  */
-export async function peakMatMul(options: { sizes?: number[]; repeats?: number; cpuTime?: boolean } = {}): Promise<MatMulThroughput> {
-  const sizes = options.sizes ?? (tf.getBackend() === 'cpu' ? [256] : pick([1024, 512], [512]));
+export async function searchMatMul(
+  shapes: readonly MatMulShape[],
+  options: { repeats?: number; warmup?: number; cpuTime?: boolean; budgetSeconds?: number } = {},
+): Promise<MatMulSearch> {
+  if (shapes.length === 0) throw new Error('searchMatMul: no shapes to time');
+  for (const s of shapes) {
+    if (![s.m, s.k, s.n].every((d) => Number.isInteger(d) && d > 0)) throw new Error(`searchMatMul: dimensions must be positive integers, got ${s.m}×${s.k}·${s.k}×${s.n}`);
+  }
+  const budget = options.budgetSeconds ?? 3;
+  const runs = (options.warmup ?? 2) + (options.repeats ?? pick(10, 3));
+  const ordered = [...shapes].sort((a, b) => matMulFlops(a.m, a.k, a.n) - matMulFlops(b.m, b.k, b.n));
+  const tried: MatMulThroughput[] = [];
+  const skipped: MatMulSearch['skipped'] = [];
   let best: MatMulThroughput | null = null;
-  for (const s of sizes) {
-    const r = await matMulThroughput(s, s, s, { repeats: options.repeats, cpuTime: options.cpuTime });
+  for (const s of ordered) {
+    const f = matMulFlops(s.m, s.k, s.n);
+    if (best) {
+      const estimate = (f / (best.gflops * 1e9)) * runs;
+      if (estimate > budget) {
+        skipped.push({ shape: s, reason: `≈${estimate.toFixed(1)} s at ${best.gflops.toFixed(1)} GFLOP/s, over the ${budget} s budget` });
+        continue;
+      }
+    }
+    const r = await matMulThroughput(s.m, s.k, s.n, { repeats: options.repeats, warmup: options.warmup, cpuTime: options.cpuTime });
+    tried.push(r);
     if (!best || r.gflopsBest > best.gflopsBest) best = r;
   }
-  return best!;
+  return { best: best as MatMulThroughput, tried, skipped };
+}
+
+/**
+ * The current backend's peak fp32 matmul throughput, the best over a few square products:
+ * `sizes` (default 1024 and 512; 256 on the pure-JS cpu backend, where larger sizes take
+ * seconds). Use `gflopsBest` as "the peak": on a shared machine the fastest repeat is the least
+ * disturbed one, so achieved-vs-peak ratios against it are conservative. `roofline.matmulCeiling`
+ * runs {@link searchMatMul} over a wider shape set and labels the result with backend and shape.
+ */
+export async function peakMatMul(options: { sizes?: number[]; repeats?: number; warmup?: number; cpuTime?: boolean } = {}): Promise<MatMulThroughput> {
+  const sizes = options.sizes ?? (tf.getBackend() === 'cpu' ? [256] : pick([1024, 512], [512]));
+  return (await searchMatMul(sizes.map((s) => ({ m: s, k: s, n: s })), { ...options, budgetSeconds: Infinity })).best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The arithmetic of one kernel call: FLOPs and bytes from its shapes
+// ---------------------------------------------------------------------------------------------
+
+/** What a kernel call is, as far as its cost goes. */
+export type KernelKind = 'matmul' | 'elementwise' | 'reduction' | 'softmax' | 'movement' | 'no-op' | 'unknown';
+
+/** A kernel call as a tracer or profiler sees it: name, shapes and, where known, dtypes and attributes. */
+export interface KernelCallShapes {
+  name: string;
+  /** Input shapes in kernel order; null (or an empty list) for an optional input that was not given. */
+  inputShapes: readonly (readonly number[] | null)[];
+  outputShapes: readonly (readonly number[])[];
+  /** Input dtypes, parallel to `inputShapes` (default: 4-byte elements). */
+  inputDtypes?: readonly (string | null)[];
+  /** Output dtypes, parallel to `outputShapes` (default: 4-byte elements). */
+  outputDtypes?: readonly string[];
+  /** Kernel attributes (e.g. `activation` of `_FusedMatMul`), where the caller saw them. */
+  attrs?: Readonly<Record<string, unknown>>;
+}
+
+/** The arithmetic and memory traffic of one kernel call. */
+export interface KernelCost {
+  kernel: string;
+  kind: KernelKind;
+  /** Floating-point operations; null when the kernel is not in the model ({@link KernelKind} `unknown`). */
+  flops: number | null;
+  /** Bytes read plus bytes written (each input read once, each output written once); null when unknown. */
+  bytes: number | null;
+  /** FLOPs per byte; null when unknown or when no bytes move. */
+  intensity: number | null;
+  /** How the figures were counted. */
+  note: string;
+}
+
+/** Kernels doing one operation per output element (transcendentals count as one). */
+const ELEMENTWISE = new Set([
+  'Abs', 'Acos', 'Acosh', 'Add', 'Asin', 'Asinh', 'Atan', 'Atan2', 'Atanh', 'BiasAdd', 'Ceil', 'ClipByValue', 'Cos', 'Cosh', 'Elu', 'EluGrad',
+  'Equal', 'Erf', 'Exp', 'Expm1', 'Floor', 'FloorDiv', 'Greater', 'GreaterEqual', 'IsFinite', 'IsInf', 'IsNan', 'LeakyRelu', 'Less',
+  'LessEqual', 'Log', 'Log1p', 'LogicalAnd', 'LogicalNot', 'LogicalOr', 'LogicalXor', 'Maximum', 'Minimum', 'Mod', 'Multiply', 'Neg', 'NotEqual',
+  'Pow', 'Prelu', 'RealDiv', 'Reciprocal', 'Relu', 'Relu6', 'ReluGrad', 'Round', 'Rsqrt', 'Select', 'Selu', 'Sigmoid', 'Sign', 'Sin', 'Sinh',
+  'Softplus', 'Sqrt', 'Square', 'Step', 'Sub', 'Tan', 'Tanh',
+]);
+/** Elementwise kernels with more than one operation per output element. */
+const ELEMENTWISE_OPS_PER_ELEMENT: Readonly<Record<string, number>> = { SquaredDifference: 2 };
+/** Elementwise kernels that convert or fill without arithmetic. */
+const CONVERSIONS = new Set(['Cast', 'Fill', 'OnesLike', 'ZerosLike']);
+/** Kernels that change only metadata (shape, reference count): no arithmetic, no copy. */
+const NO_OPS = new Set(['Identity', 'Reshape']);
+/** One operation per input element. */
+const REDUCTIONS = new Set(['All', 'Any', 'ArgMax', 'ArgMin', 'Max', 'Mean', 'Min', 'Prod', 'Sum']);
+/** Kernels that copy or rearrange elements without arithmetic. */
+const MOVEMENT = new Set([
+  'BroadcastTo', 'Concat', 'Gather', 'GatherNd', 'GatherV2', 'MirrorPad', 'OneHot', 'Pack', 'PadV2', 'Reverse', 'Slice', 'SplitV', 'StridedSlice',
+  'Tile', 'Transpose', 'Unpack',
+]);
+/** Matmul kernels: tfjs's `BatchMatMul` and `_FusedMatMul`, TensorFlow's `MatMul`. */
+export const MATMUL_KERNELS: ReadonlySet<string> = new Set(['BatchMatMul', 'MatMul', '_FusedMatMul']);
+/** FLOPs per element of a softmax: max, subtract, exp, sum, divide. */
+const SOFTMAX_OPS_PER_ELEMENT = 5;
+
+/** Bytes of one element of a tfjs dtype (4 when unknown: float32 and int32 are what training moves). */
+export function bytesPerElement(dtype: string | null | undefined): number {
+  switch (dtype) {
+    case 'bool':
+      return 1;
+    case 'complex64':
+      return 8;
+    case 'string':
+      throw new Error('bytesPerElement: string tensors have no fixed element size');
+    default:
+      return 4;
+  }
+}
+
+function elements(shape: readonly number[] | null | undefined): number {
+  return shape ? shape.reduce((a, b) => a * b, 1) : 0;
+}
+
+function present(shape: readonly number[] | null | undefined): shape is readonly number[] {
+  // tfjs records a missing optional input as null; a scalar is [] and is present.
+  return shape !== null && shape !== undefined;
+}
+
+/**
+ * FLOPs and bytes of one kernel call, worked out from its input and output shapes:
+ *
+ * - **matmul** (`MatMul`, `BatchMatMul`, `_FusedMatMul`): output `[…batch, m, n]`, and `k` from
+ *   the first input's last two dimensions (`m·k` elements whatever the transpose): 2·batch·m·k·n,
+ *   plus one operation per output element for a fused bias and one for a fused activation (when
+ *   the call's `activation` attribute is known and not linear);
+ * - **elementwise** (Add, Multiply, Relu, Exp …): one operation per output element;
+ * - **reduction** (Sum, Max, Mean, ArgMax …): one operation per input element;
+ * - **softmax**: five per element (max, subtract, exp, sum, divide);
+ * - **conversion** (Cast, Fill, ZerosLike): no FLOPs, the bytes read and written;
+ * - **movement** (Transpose, Slice, Concat, Gather …): no FLOPs; each output element read once
+ *   and written once (never more read than the inputs hold);
+ * - **no-op** (Identity, Reshape): no FLOPs and no bytes (only metadata changes): pure overhead.
+ *
+ * Bytes are every input read once plus every output written once, at the dtypes' sizes (4 bytes
+ * when unknown). Any other kernel is `unknown` with null FLOPs and bytes: listed, never guessed.
+ */
+export function kernelCost(call: KernelCallShapes): KernelCost {
+  const name = call.name;
+  const inDtype = (i: number) => call.inputDtypes?.[i] ?? null;
+  const outDtype = (i: number) => call.outputDtypes?.[i] ?? null;
+  const inBytes = call.inputShapes.reduce<number>((a, s, i) => a + (present(s) ? elements(s) * bytesPerElement(inDtype(i)) : 0), 0);
+  const outBytes = call.outputShapes.reduce<number>((a, s, i) => a + elements(s) * bytesPerElement(outDtype(i)), 0);
+  const outElements = call.outputShapes.reduce<number>((a, s) => a + elements(s), 0);
+  const cost = (kind: KernelKind, flops: number | null, bytes: number | null, note: string): KernelCost => ({
+    kernel: name,
+    kind,
+    flops,
+    bytes,
+    intensity: flops !== null && bytes ? flops / bytes : null,
+    note,
+  });
+  if (MATMUL_KERNELS.has(name)) {
+    const a = call.inputShapes[0];
+    const out = call.outputShapes[0];
+    if (!present(a) || !out || a.length < 2 || out.length < 2) return cost('unknown', null, null, `${name}: shapes too short to read m, k, n`);
+    const m = out[out.length - 2];
+    const n = out[out.length - 1];
+    const k = (a[a.length - 2] * a[a.length - 1]) / m;
+    const batch = elements(out) / (m * n);
+    let flops = matMulFlops(m, k, n) * batch;
+    const notes = [`2·${batch > 1 ? `${batch}·` : ''}${m}·${k}·${n}`];
+    if (name === '_FusedMatMul') {
+      const bias = call.inputShapes[2];
+      if (present(bias) && elements(bias) > 0) {
+        flops += elements(out);
+        notes.push('+ bias');
+      }
+      const act = call.attrs?.activation;
+      if (typeof act === 'string' && act !== 'linear') {
+        flops += elements(out);
+        notes.push(`+ ${act}`);
+      } else if (act === undefined) notes.push('(activation not known: not counted)');
+    }
+    return cost('matmul', flops, inBytes + outBytes, notes.join(' '));
+  }
+  if (ELEMENTWISE.has(name) || name in ELEMENTWISE_OPS_PER_ELEMENT) {
+    const per = ELEMENTWISE_OPS_PER_ELEMENT[name] ?? 1;
+    return cost('elementwise', per * outElements, inBytes + outBytes, `${per} per output element`);
+  }
+  if (name === 'AddN') {
+    const inputs = call.inputShapes.filter(present).length;
+    return cost('elementwise', Math.max(0, inputs - 1) * outElements, inBytes + outBytes, `${inputs - 1} adds per output element`);
+  }
+  if (CONVERSIONS.has(name)) {
+    return cost('elementwise', 0, (name === 'Cast' ? inBytes : 0) + outBytes, name === 'Cast' ? 'conversion: reads and writes, no arithmetic' : 'fill: writes only');
+  }
+  if (NO_OPS.has(name)) return cost('no-op', 0, 0, 'metadata only: no arithmetic, no copy');
+  if (REDUCTIONS.has(name)) {
+    const inElements = call.inputShapes.slice(0, 1).reduce<number>((a, s) => a + elements(s), 0);
+    return cost('reduction', inElements, inBytes + outBytes, '1 per input element');
+  }
+  if (name === 'Softmax') return cost('softmax', SOFTMAX_OPS_PER_ELEMENT * outElements, inBytes + outBytes, `${SOFTMAX_OPS_PER_ELEMENT} per element (max, subtract, exp, sum, divide)`);
+  if (MOVEMENT.has(name)) return cost('movement', 0, Math.min(inBytes, outBytes) + outBytes, 'copy: each output element read once and written once');
+  return cost('unknown', null, null, `${name}: not in the cost model (listed, not guessed)`);
 }

@@ -32,7 +32,7 @@ export function readJsonLines<T>(file: string, what: string, check: (value: unkn
     try {
       v = JSON.parse(line);
     } catch (err) {
-      throw new Error(`${file}:${i + 1}: invalid JSON (${(err as Error).message})`);
+      throw new Error(`${file}:${i + 1}: invalid JSON (${(err as Error).message})`, { cause: err });
     }
     out.push(check(v, `${file}:${i + 1}`));
   });
@@ -50,6 +50,6 @@ export function readFileOrThrow(file: string, what: string, encoding?: BufferEnc
   try {
     return encoding ? fs.readFileSync(file, encoding) : fs.readFileSync(file);
   } catch (err) {
-    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new Error(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
 }

@@ -10,23 +10,25 @@
  *
  * - core measurement and reporting: `device` (backend choice), `timing` (warm-up, sync,
  *   repeats), `memory` (peaks, leaks, step memory), `monitor` (sampler, nvidia-smi, kernel
- *   profile, pipeline split), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
+ *   profile, pipeline split, kernel trace), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
  *   `env` (paths, quick mode);
  * - data: `data` (Fashion-MNIST or its stand-in, IDX, batching, tabular), `imageDirectory`
  *   (streaming and writing class-per-folder image trees);
- * - models and training: `train` (seed models, training loop, `fit`), `modelIO` (atomic model
+ * - models and training: `train` (seed models, training loop, `fit`, the fused training step), `modelIO` (atomic model
  *   save/load with float32/float16/uint8 weight storage);
- * - techniques: `precision`, `transfer`, `pruning`, `complexity`;
+ * - techniques: `precision`, `transfer`, `pruning`, `complexity`, `roofline` (measured ceilings,
+ *   kernel regimes, MFU);
  * - backends: `wasmFast`, `wasmConvGrad`, `webgpu` and `native`, providers and tfjs 4.22
- *   patches that register on import;
+ *   patches that register on import; `nativeOps` (TensorFlow ops as kernels, op counts) and
+ *   `kernelSets` (each backend's overrides, one install/uninstall shape);
  * - experiments: `experiments` (the measurements notebooks 01/02 and the bench share, and
  *   `experiments.transferSource`, notebook 06's source task).
  */
 export * as tf from '@tensorflow/tfjs';
 export { default as pl } from 'nodejs-polars';
 
-// --- core measurement and reporting ---
-export * as device from './backends/device';
+// --- backends: every provider registers itself when its module is imported (./backends) ---
+export * as device from './backends';
 export * as timing from './timing';
 export * as memory from './memory';
 export * as monitor from './monitor';
@@ -50,14 +52,18 @@ export * as precision from './precision';
 export * as transfer from './transfer';
 export * as pruning from './pruning';
 export * as complexity from './complexity';
+export * as roofline from './roofline';
 
-// --- backends: providers and patches that run on import ---
+// --- backends: providers and patches, each registered when imported ---
 export * as wasmFast from './backends/wasm-fast';
 /** Importing it registers wasm's missing Conv2DBackpropFilter kernel, so convnets train on wasm. */
 export * as wasmConvGrad from './backends/wasm-conv-grad';
 export * as webgpu from './backends/webgpu';
-
 export * as native from './backends/native';
+/** TensorFlow's own ops as tfjs kernels (`TF:<Op>`) for the fused step, and counting the ops a step runs. */
+export * as nativeOps from './backends/native-ops';
+/** gpulab's kernel overrides per backend, one install/uninstall shape (`kernelSets.forBackend('wasm')`). */
+export * as kernelSets from './backends/kernel-sets';
 
 // --- experiments: fixtures that serve one notebook each ---
 export * as experiments from './experiments';

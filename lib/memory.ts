@@ -218,7 +218,6 @@ export async function findMaxBatchSize(step: (batchSize: number) => unknown | Pr
 
   const attempt = async (b: number, phase: BatchTrial['phase']): Promise<BatchTrial> => {
     let peakBytes: number | null = null;
-    let seconds: number | null = null;
     const t0 = performance.now();
     const r = await catchAllocationFailure(async () => {
       tf.engine().startScope();
@@ -234,7 +233,7 @@ export async function findMaxBatchSize(step: (batchSize: number) => unknown | Pr
         tf.engine().endScope();
       }
     });
-    seconds = (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
     let trial: BatchTrial;
     if (r.failed) {
       failure = failure ?? r.message;

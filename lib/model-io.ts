@@ -134,7 +134,7 @@ function readJson(file: string, what: string): Record<string, unknown> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${file}: corrupt ${what}, not valid JSON (${(err as Error).message})`);
+    throw new Error(`${file}: corrupt ${what}, not valid JSON (${(err as Error).message})`, { cause: err });
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: corrupt ${what}, expected a JSON object`);
   return json as Record<string, unknown>;
@@ -277,7 +277,7 @@ export interface SaveModelOptions {
  */
 export async function saveModel(model: tf.LayersModel, dir: string, options: SaveModelOptions | WeightStorage = {}): Promise<SavedWeights> {
   const o: SaveModelOptions = typeof options === 'string' ? { storage: options } : options;
-  if (o.metadata) model.setUserDefinedMetadata(o.metadata as { [k: string]: {} });
+  if (o.metadata) model.setUserDefinedMetadata(o.metadata as Parameters<tf.LayersModel['setUserDefinedMetadata']>[0]);
   let saved: SavedWeights | undefined;
   await model.save(fileIO(dir, { storage: o.storage, onSaved: (s) => (saved = s) }));
   if (!saved) throw new Error(`saveModel: nothing was saved to ${dir}`);
@@ -300,7 +300,7 @@ export async function loadModel(source: string, options: tf.io.LoadOptions & { t
     try {
       return await tf.loadLayersModel(source, load);
     } catch (err) {
-      throw new Error(`Cannot load the Layers model at ${source}: ${(err as Error).message}`);
+      throw new Error(`Cannot load the Layers model at ${source}: ${(err as Error).message}`, { cause: err });
     }
   }
   const file = modelJsonPath(source);
@@ -308,7 +308,7 @@ export async function loadModel(source: string, options: tf.io.LoadOptions & { t
     return await tf.loadLayersModel(fileIO(file), load);
   } catch (err) {
     const msg = (err as Error).message;
-    throw new Error(msg.startsWith(file) || msg.includes(path.dirname(file)) ? msg : `${file}: cannot build the model (${msg})`);
+    throw new Error(msg.startsWith(file) || msg.includes(path.dirname(file)) ? msg : `${file}: cannot build the model (${msg})`, { cause: err });
   }
 }
 

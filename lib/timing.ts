@@ -3,7 +3,7 @@
  * warm-up runs, a device sync after every run, then N timed repeats.
  */
 import * as tf from '@tensorflow/tfjs';
-import { describeDevice, type DeviceInfo } from './backends/device';
+import { describeDevice, type DeviceInfo } from './backends/registry';
 
 /** What a timed function may return: tensors are synced (awaited `data()`) and disposed. */
 export type Syncable = tf.Tensor | tf.Tensor[] | number | void | undefined | { [k: string]: tf.Tensor };
@@ -14,6 +14,8 @@ export interface BenchmarkOptions {
   warmup?: number;
   /** Timed runs. Default 5. */
   repeats?: number;
+  /** The device to record in the result. Default: the one running now (`device.describeDevice()`). */
+  device?: DeviceInfo;
 }
 
 /** The outcome of {@link benchmark}: every sample (seconds), their summary, and the device. */
@@ -66,6 +68,37 @@ export async function sync(value: Syncable): Promise<void> {
 }
 
 /**
+ * True when the current backend has finished a kernel's work by the time the call returns: the
+ * `cpu` and `wasm` backends, and native TensorFlow on the CPU. WebGPU, WebGL and TensorFlow on a
+ * CUDA GPU queue work and return at once.
+ */
+export function isSynchronousBackend(info: DeviceInfo = describeDevice()): boolean {
+  const b = String(info.backend);
+  return b === 'cpu' || b === 'wasm' || (b === 'tensorflow' && !info.accelerator);
+}
+
+/**
+ * Wait until the device has finished the work behind `t` without reading all of it back: on a
+ * synchronous backend ({@link isSynchronousBackend}) there is nothing to wait for; elsewhere one
+ * element is read back (a GPU queue runs in order, so everything queued before it has finished).
+ * `t` is not disposed. Use it where reading the whole result back would be timed as well (a large
+ * bandwidth test, a chain of tiny ops).
+ */
+export async function settle(t: tf.Tensor): Promise<void> {
+  if (isSynchronousBackend()) return;
+  if (t.size <= 1) {
+    await t.data();
+    return;
+  }
+  const one = tf.tidy(() => t.reshape([-1]).slice(0, 1));
+  try {
+    await one.data();
+  } finally {
+    one.dispose();
+  }
+}
+
+/**
  * Time `fn`: `warmup` untimed runs, then `repeats` timed runs. Each run is synced before the
  * clock stops, so asynchronous GPU work is counted. Returns every sample in seconds.
  *
@@ -89,5 +122,5 @@ export async function benchmark(
     await sync(await fn());
     samples.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
-  return { ...summarize(samples), device: describeDevice() };
+  return { ...summarize(samples), device: options.device ?? describeDevice() };
 }

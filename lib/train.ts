@@ -18,8 +18,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AccumulatingOptimizer } from './accumulate';
-import { BatchSource, type Batch as DataBatch } from './data/batches';
+import { BatchSource, sliceTensorBatches, type Batch as DataBatch } from './data/batches';
 import type { ImageSet } from './data/image-set';
+import { createFusedStep, fusedStepAvailable, planFusedStep, sgdSettings, type StepKind } from './fused-step';
+
+export { countStepKernels, fusedStepAvailable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
 
 export { AccumulatingOptimizer, accumulating } from './accumulate';
 export { checkpointed, CheckpointedSegment, segmentSizes, type CheckpointOptions } from './checkpoint';
@@ -212,26 +215,145 @@ export type BatchesForEpoch = (epoch: number) => Iterable<Batch> | AsyncIterable
 // ---------------------------------------------------------------------------------------------
 
 /** The loss functions the loop knows by name (targets first, like `tf.losses`). */
-export type LossName = 'softmaxCrossEntropy' | 'sigmoidCrossEntropy' | 'meanSquaredError' | 'binaryCrossentropy';
+export type LossName = 'softmaxCrossEntropy' | 'sigmoidCrossEntropy' | 'meanSquaredError' | 'binaryCrossentropy' | 'categoricalCrossentropy';
 
 /** A loss: `(targets, outputs) => scalar`. */
 export type LossFn = (ys: tf.Tensor, outputs: tf.Tensor) => tf.Scalar;
 
+/**
+ * One function per loss name, made once: `lossFn(name)` always returns the same function, so a
+ * model compiled with `loss: train.lossFn('softmaxCrossEntropy')` is recognised by name again
+ * (the fused step needs to know which loss it is).
+ */
+const LOSSES: Record<LossName, LossFn> = {
+  softmaxCrossEntropy: (y, o) => tf.losses.softmaxCrossEntropy(y, o) as tf.Scalar,
+  sigmoidCrossEntropy: (y, o) => tf.losses.sigmoidCrossEntropy(y, o) as tf.Scalar,
+  meanSquaredError: (y, o) => tf.losses.meanSquaredError(y, o) as tf.Scalar,
+  binaryCrossentropy: (y, o) => tf.metrics.binaryCrossentropy(y, o).mean() as tf.Scalar,
+  /** Keras's categorical cross-entropy on probabilities (a softmax output), averaged over the batch. */
+  categoricalCrossentropy: (y, o) => tf.metrics.categoricalCrossentropy(y, o).mean() as tf.Scalar,
+};
+
 /** The loss function for a name (or the function itself): `(targets, outputs) => scalar`. */
 export function lossFn(loss: LossName | LossFn): LossFn {
   if (typeof loss === 'function') return loss;
-  switch (loss) {
-    case 'softmaxCrossEntropy':
-      return (y, o) => tf.losses.softmaxCrossEntropy(y, o) as tf.Scalar;
-    case 'sigmoidCrossEntropy':
-      return (y, o) => tf.losses.sigmoidCrossEntropy(y, o) as tf.Scalar;
-    case 'meanSquaredError':
-      return (y, o) => tf.losses.meanSquaredError(y, o) as tf.Scalar;
-    case 'binaryCrossentropy':
-      return (y, o) => tf.metrics.binaryCrossentropy(y, o).mean() as tf.Scalar;
-    default:
-      throw new Error(`trainLoop: unknown loss '${String(loss)}'`);
+  const fn = Object.hasOwn(LOSSES, loss) ? LOSSES[loss] : undefined;
+  if (!fn) throw new Error(`trainLoop: unknown loss '${String(loss)}'`);
+  return fn;
+}
+
+/**
+ * The name of a loss: the name itself, the name whose {@link lossFn} this function is, or a tfjs
+ * compiled loss name (`'categoricalCrossentropy'`); null for any other function.
+ */
+export function lossName(loss: LossName | LossFn | string): LossName | null {
+  if (typeof loss === 'string') return Object.hasOwn(LOSSES, loss) ? (loss as LossName) : null;
+  const hit = (Object.keys(LOSSES) as LossName[]).find((k) => LOSSES[k] === loss);
+  return hit ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One training step: stock or fused
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@link seedTrainStep}. */
+export interface SeedStepOptions {
+  /** Default {@link SEED_EXPERIMENT}'s 0.001 (ignored when `optimizer` is given). */
+  learningRate?: number;
+  /** Default {@link SEED_EXPERIMENT}'s 0.9; 0 is plain SGD (ignored when `optimizer` is given). */
+  momentum?: number;
+  /**
+   * Train with this optimizer instead: the stock step calls its `minimize`; the fused step takes
+   * its learning rate and momentum and shares its momentum state (read at creation, written back
+   * by `dispose()`). It is not disposed by the step.
+   */
+  optimizer?: tf.Optimizer;
+  /** Default `softmaxCrossEntropy` (on logits, one-hot targets). */
+  loss?: LossName | LossFn;
+  /**
+   * `'fused'` or `'stock'`. Default: fused where the backend, model, optimizer and loss allow it
+   * ({@link fusedStepAvailable}, {@link planFusedStep}), else stock. Asking for `'fused'` where it
+   * is not possible falls back to stock with a warning that says why.
+   */
+  step?: StepKind;
+}
+
+/** One training step bound to a model: tfjs's `optimizer.minimize` or gpulab's fused step. */
+export interface SeedTrainStep {
+  /** Which step runs. */
+  readonly kind: StepKind;
+  /** One sentence: what runs, and for a stock step where the fused one was not asked against, why. */
+  readonly reason: string;
+  /** Train on one batch; returns the batch's mean loss (the caller disposes it). */
+  run(xs: tf.Tensor, ys: tf.Tensor): tf.Scalar;
+  /** The batch's mean loss and its gradients with respect to `model.trainableWeights` (in that order); nothing is updated. */
+  gradients(xs: tf.Tensor, ys: tf.Tensor): { loss: tf.Scalar; grads: tf.Tensor[] };
+  /** Free what the step holds (and hand a fused step's momentum state back to `optimizer`). */
+  dispose(): void;
+}
+
+/**
+ * One training step of `model` on the current backend: the fused step (lib/fused-step: far fewer
+ * kernels, the same gradients) where possible, else `optimizer.minimize`. See {@link SeedStepOptions}.
+ *
+ * ```ts
+ * const step = train.seedTrainStep(model, { learningRate: 0.001, momentum: 0.9 });
+ * step.kind;                           // 'fused' on tensorflow, wasm, webgpu and cpu for a dense MLP
+ * const loss = step.run(xs, ys);        // one update; the mean loss
+ * step.dispose();
+ * ```
+ */
+export function seedTrainStep(model: tf.LayersModel, options: SeedStepOptions = {}): SeedTrainStep {
+  const loss = options.loss ?? 'softmaxCrossEntropy';
+  const settings = options.optimizer
+    ? sgdSettings(options.optimizer)
+    : { ok: true as const, learningRate: options.learningRate ?? SEED_EXPERIMENT.learningRate, momentum: options.momentum ?? SEED_EXPERIMENT.momentum };
+  let why: string;
+  if (options.step === 'stock') {
+    why = 'asked for';
+  } else if (!fusedStepAvailable()) {
+    why = `the fused step does not run on the ${tf.getBackend()} backend`;
+  } else if (!settings.ok) {
+    why = settings.reason;
+  } else {
+    const planned = planFusedStep(model, lossName(loss));
+    if (planned.ok) {
+      const fused = createFusedStep(planned.plan, { learningRate: settings.learningRate, momentum: settings.momentum, optimizer: options.optimizer });
+      const how = tf.getBackend() === 'tensorflow' ? "TensorFlow's own ops (SoftmaxCrossEntropyWithLogits, ReluGrad, BiasAddGrad, MatMul)" : `tfjs kernels on ${tf.getBackend()}`;
+      return {
+        kind: 'fused',
+        reason: `fused step: ${planned.plan.layers.length} dense layer(s), backward pass written out with ${how}`,
+        run: (xs, ys) => fused.run(xs, ys),
+        gradients: (xs, ys) => fused.gradients(xs, ys),
+        dispose: () => fused.dispose(),
+      };
+    }
+    why = planned.reason;
   }
+  if (options.step === 'fused') console.warn(`[gpulab] seedTrainStep: the fused step is not possible here (${why}); using the stock optimizer.minimize step`);
+  return stockStep(model, loss, options, why);
+}
+
+function stockStep(model: tf.LayersModel, loss: LossName | LossFn, options: SeedStepOptions, why: string): SeedTrainStep {
+  const lr = options.learningRate ?? SEED_EXPERIMENT.learningRate;
+  const momentum = options.momentum ?? SEED_EXPERIMENT.momentum;
+  const own = options.optimizer ? null : momentum > 0 ? tf.train.momentum(lr, momentum) : tf.train.sgd(lr);
+  const optimizer = options.optimizer ?? own!;
+  const f = lossFn(loss);
+  const vars = trainableVariables(model);
+  const objective = (xs: tf.Tensor, ys: tf.Tensor) => () => f(ys, model.apply(xs, { training: true }) as tf.Tensor);
+  return {
+    kind: 'stock',
+    reason: `stock optimizer.minimize step (${why})`,
+    run: (xs, ys) => optimizer.minimize(objective(xs, ys), true, vars) as tf.Scalar,
+    gradients: (xs, ys) => {
+      const { value, grads } = tf.variableGrads(objective(xs, ys), vars);
+      return { loss: value, grads: vars.map((v) => grads[v.name]) };
+    },
+    dispose: () => {
+      if (own) disposeOptimizer(own);
+    },
+  };
 }
 
 /** What the per-batch callback receives. */
@@ -288,11 +410,17 @@ export interface TrainLoopOptions {
   /** Dispose each batch's tensors after its step (default true: the loop owns the batches). */
   disposeBatches?: boolean;
   /**
+   * The training step (see {@link seedTrainStep}): default the fused step wherever the backend,
+   * model, optimizer and loss allow it, else tfjs's `optimizer.minimize`; `'stock'` forces the
+   * latter (for before/after comparisons). {@link TrainResult.step} says which ran, and why.
+   */
+  step?: StepKind;
+  /**
    * Gradient accumulation: each batch is a micro-batch, and the weights are updated once per
    * `accumulate` batches with the size-weighted mean of their gradients (a partial group is
    * applied at the end of each epoch). 4 micro-batches of 25 update like one batch of 100, while a
-   * step holds the activations of 25. Default 1 (an update per batch). It runs the stock gradient
-   * path (`optimizer.minimize` through {@link AccumulatingOptimizer}).
+   * step holds the activations of 25. Default 1 (an update per batch). It runs the stock step
+   * (`optimizer.minimize` through {@link AccumulatingOptimizer}); `step: 'fused'` cannot go with it.
    */
   accumulate?: number;
   onBatchEnd?: (info: BatchEnd) => void | Promise<void>;
@@ -319,6 +447,8 @@ export interface TrainResult {
   stoppedBy: 'epochs' | 'maxSeconds';
   /** The last loss read back. */
   finalLoss: number;
+  /** The training step that ran ({@link SeedTrainStep.kind}) and the sentence saying why. */
+  step: { kind: StepKind; reason: string };
 }
 
 /** The tf.Variables behind a model's trainable weights (what `optimizer.minimize` updates). */
@@ -334,24 +464,52 @@ async function* asAsync(it: Iterable<Batch> | AsyncIterable<Batch>): AsyncGenera
 }
 
 /**
- * Train `model` with `optimizer.minimize` over the batches `batchesFor(epoch)` yields: the
- * custom loop of the article's PyTorch code (zero grads, forward, loss, backward, step).
+ * Train `model` over the batches `batchesFor(epoch)` yields: the custom loop of the article's
+ * PyTorch code (zero grads, forward, loss, backward, step), one {@link seedTrainStep} per batch
+ * (the fused step by default where possible, else `optimizer.minimize`; option `step`).
  * Times the input pipeline (waiting for the next batch) and the training steps separately.
  * No tensors are left behind (the batches are disposed unless `disposeBatches: false`).
  */
 export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpoch, options: TrainLoopOptions): Promise<TrainResult> {
   const { epochs } = options;
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`trainLoop: epochs must be a positive integer, got ${epochs}`);
+  const accumulate = options.accumulate ?? 1;
+  if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`trainLoop: accumulate must be a positive integer, got ${accumulate}`);
+  if (accumulate > 1 && options.step === 'fused') throw new Error("trainLoop: accumulate runs the stock step (optimizer.minimize); it cannot be combined with step: 'fused'");
   const optimizer = options.optimizer ?? seedOptimizer();
-  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
+  const accumulator = accumulate > 1 ? new AccumulatingOptimizer(optimizer, accumulate) : null;
+  const loss = options.loss ?? 'softmaxCrossEntropy';
+  const step = accumulator ? accumulatingStep(model, accumulator, loss) : seedTrainStep(model, { optimizer, loss, step: options.step });
+  try {
+    return await loopWith(step, batchesFor, options, accumulator);
+  } finally {
+    step.dispose();
+    accumulator?.dispose();
+    if (!options.optimizer) disposeOptimizer(optimizer);
+  }
+}
+
+/** The stock step through an {@link AccumulatingOptimizer}, weighting each micro-batch by its size. */
+function accumulatingStep(model: tf.LayersModel, accumulator: AccumulatingOptimizer, loss: LossName | LossFn): SeedTrainStep {
+  const stock = seedTrainStep(model, { optimizer: accumulator, loss, step: 'stock' });
+  return {
+    kind: 'stock',
+    reason: `stock optimizer.minimize step, gradients accumulated over ${accumulator.steps} micro-batches per update`,
+    run: (xs, ys) => {
+      accumulator.nextWeight = xs.shape[0];
+      return stock.run(xs, ys);
+    },
+    gradients: (xs, ys) => stock.gradients(xs, ys),
+    dispose: () => stock.dispose(),
+  };
+}
+
+async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, options: TrainLoopOptions, accumulator: AccumulatingOptimizer | null): Promise<TrainResult> {
+  const { epochs } = options;
   const lossEvery = options.lossEvery ?? 0;
   const syncEveryStep = options.syncEveryStep ?? true;
   const disposeBatches = options.disposeBatches ?? true;
   const maxBatches = options.maxBatchesPerEpoch ?? Infinity;
-  const accumulate = options.accumulate ?? 1;
-  if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`trainLoop: accumulate must be a positive integer, got ${accumulate}`);
-  const accumulator = accumulate > 1 ? new AccumulatingOptimizer(optimizer, accumulate) : null;
-  const vars = trainableVariables(model);
   const logs: EpochLog[] = [];
   const cpu0 = process.cpuUsage();
   const t0 = now();
@@ -376,8 +534,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
         const { xs, ys } = next.value;
         const c0 = now();
         pending?.dispose();
-        if (accumulator) accumulator.nextWeight = xs.shape[0];
-        pending = (accumulator ?? optimizer).minimize(() => loss(ys, model.apply(xs, { training: true }) as tf.Tensor), true, vars) as tf.Scalar;
+        pending = step.run(xs, ys);
         const read = lossEvery > 0 && (batches + 1) % lossEvery === 0;
         let lossValue: number | null = null;
         if (read) {
@@ -441,6 +598,7 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
     updates: logs.reduce((a, l) => a + l.updates, 0),
     stoppedBy,
     finalLoss,
+    step: { kind: step.kind, reason: step.reason },
   };
 }
 
@@ -515,6 +673,18 @@ export interface FitOptions {
   maxSeconds?: number;
   onEpochEnd?: (log: FitEpochLog) => void | Promise<void>;
   onBatchEnd?: (info: { epoch: number; batch: number; logs: tf.Logs | undefined }) => void | Promise<void>;
+  /**
+   * `'stock'` (default): `model.fit` itself. `'fused'`: the same epochs, batches, shuffling, loss
+   * logs and callbacks, trained through {@link trainLoop}'s fused step. (`model.fit` cannot take
+   * another step: its training function is internal to tfjs and always calls
+   * `optimizer.minimize`.) It needs what {@link seedTrainStep} needs (a dense model compiled with
+   * SGD or momentum, and `train.lossFn('softmaxCrossEntropy')` on logits or
+   * `'categoricalCrossentropy'` on a softmax output), one input and one target tensor, and no
+   * compiled metrics (it logs the loss only); otherwise it warns and runs `model.fit`.
+   */
+  step?: StepKind;
+  /** Shuffle seed of the fused path (default 0; `model.fit` shuffles with Math.random). */
+  seed?: number;
 }
 
 /** One epoch of {@link fit}: wall seconds plus whatever `model.fit` logged (loss, metrics). */
@@ -529,6 +699,8 @@ export interface FitResult {
   epochs: FitEpochLog[];
   seconds: number;
   history: tf.History;
+  /** The training step that ran: model.fit's stock step, or the fused one (option `step`), and why. */
+  step: { kind: StepKind; reason: string };
 }
 
 /**
@@ -591,6 +763,12 @@ export class KerasEpochLog extends tf.Callback {
 export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys: tf.Tensor | tf.Tensor[], options: FitOptions): Promise<FitResult> {
   const epochs: FitEpochLog[] = [];
   const print = options.log === true ? (l: string) => console.log(l) : typeof options.log === 'function' ? options.log : null;
+  let why = 'asked for';
+  if (options.step === 'fused') {
+    why = fusedFitMisfit(model, xs, ys) ?? '';
+    if (!why) return fitFused(model, xs as tf.Tensor, ys as tf.Tensor, options, print);
+    console.warn(`[gpulab] fit: the fused step is not possible here (${why}); running model.fit`);
+  }
   const t0 = now();
   let e0 = t0;
   const callback = new tf.CustomCallback({
@@ -616,5 +794,52 @@ export async function fit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys
     verbose: 0,
     callbacks: print ? [callback, new KerasEpochLog(print)] : [callback],
   });
-  return { epochs, seconds: now() - t0, history };
+  return { epochs, seconds: now() - t0, history, step: { kind: 'stock', reason: `model.fit's own step (${why})` } };
+}
+
+/** Why {@link fit} cannot take the fused step for this model and data, or null when it can. */
+function fusedFitMisfit(model: tf.LayersModel, xs: tf.Tensor | tf.Tensor[], ys: tf.Tensor | tf.Tensor[]): string | null {
+  if (Array.isArray(xs) || Array.isArray(ys)) return 'several input or target tensors';
+  if (!model.optimizer) return 'the model is not compiled';
+  if (!fusedStepAvailable()) return `the fused step does not run on the ${tf.getBackend()} backend`;
+  const settings = sgdSettings(model.optimizer);
+  if (!settings.ok) return settings.reason;
+  if (model.metricsNames.length > 1) return `the model is compiled with metrics (${model.metricsNames.slice(1).join(', ')}); the fused fit logs the loss only`;
+  const compiled = model.loss;
+  const planned = planFusedStep(model, typeof compiled === 'string' || typeof compiled === 'function' ? lossName(compiled as LossName | LossFn) : null);
+  return planned.ok ? null : planned.reason;
+}
+
+/** {@link fit} through the fused step: model.fit's epochs, batches and logs, one trainLoop epoch at a time. */
+async function fitFused(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, options: FitOptions, print: ((line: string) => void) | null): Promise<FitResult> {
+  const history = new tf.History();
+  await history.onTrainBegin();
+  const epochs: FitEpochLog[] = [];
+  const loss = lossName(model.loss as LossName | LossFn)!;
+  const t0 = now();
+  let step: FitResult['step'] = { kind: 'fused', reason: '' };
+  for (let epoch = 0; epoch < options.epochs; epoch++) {
+    let sum = 0;
+    let count = 0;
+    const r = await trainLoop(model, () => sliceTensorBatches(xs, ys, { batchSize: options.batchSize, shuffle: options.shuffle ?? true, seed: options.seed ?? 0, epochIndex: epoch }), {
+      epochs: 1,
+      optimizer: model.optimizer,
+      loss,
+      step: 'fused',
+      lossEvery: 1, // model.fit reads every batch's loss too
+      onBatchEnd: async (b) => {
+        sum += (b.loss ?? 0) * b.size;
+        count += b.size;
+        if (options.onBatchEnd) await options.onBatchEnd({ epoch, batch: b.batch, logs: { batch: b.batch, size: b.size, loss: b.loss ?? NaN } });
+      },
+    });
+    step = r.step;
+    const rec: FitEpochLog = { epoch, seconds: r.seconds, logs: { loss: sum / count } };
+    epochs.push(rec);
+    await history.onEpochEnd(epoch, rec.logs);
+    print?.(kerasEpochLine(epoch, options.epochs, rec.seconds, rec.logs, r.batches));
+    if (options.onEpochEnd) await options.onEpochEnd(rec);
+    if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) break;
+  }
+  return { epochs, seconds: now() - t0, history, step };
 }

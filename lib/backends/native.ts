@@ -17,8 +17,20 @@
  *    {@link installNativeFastKernels} overrides `BatchMatMul`, `_FusedMatMul`, `Step` and
  *    `Reshape` for the `tensorflow` backend: unbatched products go to `MatMul` with
  *    `transpose_a`/`transpose_b` (plus `BiasAdd`/`Relu`), `Step` to four TensorFlow ops, and
- *    `Reshape` reuses one shape tensor per shape instead of uploading a new one per call. It is
- *    installed automatically whenever `device.useBackend('tensorflow')` activates the backend.
+ *    `Reshape` hands its shape to the backend as raw data instead of making an engine tensor of
+ *    it per call. It is installed automatically whenever `device.useBackend('tensorflow')`
+ *    activates the backend.
+ *
+ *    The overrides keep tfjs's kernel contract: the constants they need (a shape, Step's
+ *    scalars) are written straight into the backend for one call and freed when it returns. They
+ *    are never engine-tracked tensors (so `tf.memory()`, `tf.tidy` and tfjs's test-mode leak check
+ *    see exactly what the stock kernels leave) and never cached, so nothing outlives the backend
+ *    instance that `tf.engine().reset()` disposes. tfjs-core's own op suite checks this
+ *    (test/conformance, `npm run test:conformance`).
+ *
+ * 3. **The provider.** {@link probeTensorflow} loads the package (the GPU build first when an
+ *    NVIDIA GPU is visible) and says what runs or why nothing does. Importing this module
+ *    registers it, and the fast kernels' activation hook, with `./registry`.
  *
  * ```ts
  * native.nativeInfo();                    // { tfVersion: '2.21.0', gpu: false, library: '…/libtensorflow_cc.so.2', … }
@@ -28,8 +40,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { onActivate } from './device';
+import { nvidiaGpuName } from '../commands';
 import { repoRoot } from '../env';
+import { cpuModel, onActivate, registerBackendProvider, unavailable, versionOf, type BackendProbe } from './registry';
 
 const TENSORFLOW = 'tensorflow';
 
@@ -82,6 +95,8 @@ type NodeBackend = tf.KernelBackend & {
   binding: Binding;
   isUsingGpuDevice: boolean;
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  /** Store values in the backend only (no engine tensor); TensorFlow gets them when an op first reads them. */
+  write(values: Int32Array | Float32Array, shape: number[], dtype: tf.DataType): object;
   disposeData(dataId: object): boolean | void;
 };
 type KernelArgs = { inputs: Record<string, tf.TensorInfo | null | undefined>; backend: NodeBackend; attrs: Record<string, unknown> };
@@ -153,15 +168,6 @@ export function loadedTensorflowLibrary(maps?: string): string | null {
   return m ? m[1] : null;
 }
 
-function versionOf(pkg: string): string {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require(`${pkg}/package.json`) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 /**
  * Describe the registered `tensorflow` backend, or null when none is registered. Creating the
  * backend instance (first call) starts TensorFlow's eager context.
@@ -173,11 +179,125 @@ export function nativeInfo(): NativeInfo | null {
   const pkg = loadedPackage ?? '@tensorflow/tfjs-node';
   return {
     package: pkg,
-    packageVersion: versionOf(pkg),
+    packageVersion: versionOf(pkg) ?? 'unknown',
     tfVersion: b.binding?.TF_Version ?? 'unknown',
     gpu: b.isUsingGpuDevice === true,
     library: loadedTensorflowLibrary(),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider: probing the native backend
+// ---------------------------------------------------------------------------------------------
+
+/** Name the shared library a failed native load was missing, from its error text. */
+export function missingLibraryFrom(message: string): string | null {
+  const m = /([\w.+-]+\.(?:so|dylib|dll)(?:\.[\w.]+)?): cannot open shared object file/.exec(message)
+    ?? /Library not loaded:\s*(\S+)/.exec(message)
+    ?? /(\S+\.dll)/.exec(message);
+  return m ? m[1] : null;
+}
+
+/**
+ * The CUDA libraries libtensorflow 2.9.1 (tfjs-node-gpu 4.x) loads at run time: CUDA 11.2 and
+ * cuDNN 8.1. TensorFlow does not fail when one is missing; it logs and runs on the CPU.
+ */
+export const TFJS_NODE_GPU_CUDA_LIBRARIES: readonly string[] = [
+  'libcudart.so.11.0', 'libcublas.so.11', 'libcublasLt.so.11', 'libcufft.so.10', 'libcurand.so.10',
+  'libcusolver.so.11', 'libcusparse.so.11', 'libcudnn.so.8',
+];
+
+/**
+ * True when the dynamic linker can load the shared library `name` (searched like `dlopen`:
+ * LD_LIBRARY_PATH, the ldconfig cache). Loading a non-addon library makes Node throw
+ * "did not self-register" or similar *after* a successful dlopen, which counts as loadable.
+ */
+export function canLoadSharedLibrary(name: string): boolean {
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, name);
+    return true;
+  } catch (err) {
+    return !/cannot open shared object file|image not found|Library not loaded|No such file/i.test(
+      (err as Error).message,
+    );
+  }
+}
+
+/**
+ * The CUDA 12 libraries TensorFlow 2.21 (tfjs-node-gpu built by `setup:tensorflow --gpu`) loads
+ * at run time, from the nvidia-* wheels.
+ */
+export const TF221_CUDA_LIBRARIES: readonly string[] = ['libcudart.so.12', 'libcublas.so.12', 'libcudnn.so.9'];
+
+/**
+ * Probe the native TensorFlow backend: `@tensorflow/tfjs-node` (built by `npm run
+ * setup:tensorflow` against pip's TensorFlow) or `@tensorflow/tfjs-node-gpu`, the GPU package
+ * first when an NVIDIA GPU is visible. CPU vs GPU comes from TensorFlow's device list (the
+ * binding's `isUsingGpuDevice`), so tfjs-node-gpu without a usable GPU ranks as a native CPU
+ * backend, naming the CUDA library it lacks.
+ *
+ * `load` (default `require`), `canLoad` (default {@link canLoadSharedLibrary}) and
+ * `nvidiaVisible` (default: `nvidia-smi` names a GPU) are injectable for tests.
+ */
+export async function probeTensorflow(
+  load: (id: string) => unknown = require,
+  canLoad: (library: string) => boolean = canLoadSharedLibrary,
+  nvidiaVisible: () => boolean = () => nvidiaGpuName() !== null,
+): Promise<BackendProbe> {
+  const tried: string[] = [];
+  // TensorFlow logs INFO lines (oneDNN, CPU features) to the process's stderr when it loads;
+  // keep warnings and errors only, unless the user asked for more.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  for (const pkg of packageOrder(nvidiaVisible())) {
+    try {
+      load(pkg);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (/Cannot find module/.test(msg) && msg.includes(pkg) && !/tfjs_binding/.test(msg)) {
+        tried.push(`${pkg} is not installed`);
+      } else {
+        const lib = missingLibraryFrom(msg);
+        tried.push(
+          lib
+            ? `${pkg} is installed but cannot load ${lib}`
+            : `${pkg} failed to load: ${msg.split('\n')[0]}`,
+        );
+      }
+      continue;
+    }
+    if (!tf.findBackend('tensorflow')) {
+      tried.push(`${pkg} loaded but registered no 'tensorflow' backend`);
+      continue;
+    }
+    markLoaded(pkg);
+    const info = nativeInfo();
+    const gpu = info?.gpu === true;
+    const tfVersion = info?.tfVersion ?? 'unknown';
+    let reason = `TensorFlow ${tfVersion} on ${gpu ? 'GPU' : 'CPU'}${info?.library ? ` (${info.library})` : ''}`;
+    if (pkg.endsWith('-gpu') && !gpu) {
+      // libtensorflow loaded, but its device list has no GPU: it runs on the CPU.
+      const cuda = tfVersion.startsWith('2.9.') ? TFJS_NODE_GPU_CUDA_LIBRARIES : TF221_CUDA_LIBRARIES;
+      const missing = process.platform === 'linux' ? cuda.find((l) => !canLoad(l)) : undefined;
+      const needs = tfVersion.startsWith('2.9.') ? 'CUDA 11.2 + cuDNN 8.1; CUDA 12 does not work' : 'CUDA 12 from the nvidia-* wheels that setup:tensorflow --gpu fetched';
+      reason += missing
+        ? `: ${pkg} is installed but cannot load ${missing} (it needs ${needs}), so TensorFlow sees no GPU`
+        : `: ${pkg} is installed but TensorFlow sees no CUDA GPU (it needs an NVIDIA driver and ${needs})`;
+    }
+    const gpuName = gpu ? (nvidiaGpuName() ?? 'CUDA GPU') : null;
+    return {
+      name: 'tensorflow',
+      available: true,
+      accelerator: gpu,
+      software: false,
+      deviceName: gpuName ?? cpuModel(),
+      adapter: gpuName ? { vendor: 'nvidia', architecture: '', device: gpuName, description: `CUDA via TensorFlow ${tfVersion}` } : null,
+      rank: gpu ? 100 : 60,
+      reason,
+      package: { name: pkg, version: versionOf(pkg) ?? 'unknown' },
+      native: { tfVersion, library: info?.library ?? null, device: gpu ? 'GPU' : 'CPU' },
+    };
+  }
+  return unavailable('tensorflow', `${tried.join('; ')} (${setupHint()})`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,34 +309,36 @@ export const NATIVE_OVERRIDDEN_KERNELS: readonly string[] = ['BatchMatMul', '_Fu
 
 const originals = new Map<string, tf.KernelConfig>();
 let installed = false;
-/** Kept int32 shape tensors for TensorFlow's Reshape, by shape. */
-const shapeTensors = new Map<string, tf.Tensor>();
-/** Kept float32 scalars (Step's constants), by value. */
-const scalars = new Map<number, tf.Tensor>();
 const stats = { matMul2d: 0, fused2d: 0, passthrough: 0, steps: 0, reshapes: 0 };
 
 const typeAttr = (be: NodeBackend, name = 'T'): OpAttr => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT });
 
-/** Most constants kept per cache; the oldest is disposed beyond it. */
-const MAX_KEPT = 256;
+/** A constant one kernel call needs: its values, shape and dtype. */
+interface Constant {
+  values: Int32Array | Float32Array;
+  shape: number[];
+  dtype: 'int32' | 'float32';
+}
+const shapeVector = (shape: number[]): Constant => ({ values: Int32Array.from(shape), shape: [shape.length], dtype: 'int32' });
+const floatScalar = (v: number): Constant => ({ values: Float32Array.of(v), shape: [], dtype: 'float32' });
 
-function keptConstant<K>(cache: Map<K, tf.Tensor>, key: K, make: () => tf.Tensor): tf.Tensor {
-  let t = cache.get(key);
-  if (!t || t.isDisposed) {
-    t = tf.keep(make());
-    cache.set(key, t);
-    if (cache.size > MAX_KEPT) {
-      const [oldest, tensor] = cache.entries().next().value as [K, tf.Tensor];
-      cache.delete(oldest);
-      tensor.dispose();
-    }
+/**
+ * Run `body` with constants that live in the backend for this call only: written with
+ * `backend.write` (never registered with the engine, so never counted or tracked by it) and
+ * freed when `body` returns or throws.
+ */
+function withConstants<T>(be: NodeBackend, constants: Constant[], body: (infos: tf.TensorInfo[]) => T): T {
+  const infos = constants.map(({ values, shape, dtype }): tf.TensorInfo => ({ dataId: be.write(values, shape, dtype), shape, dtype }));
+  try {
+    return body(infos);
+  } finally {
+    for (const info of infos) be.disposeData(info.dataId);
   }
-  return t;
 }
 
 function reshape(be: NodeBackend, x: tf.TensorInfo, shape: number[], dtype: tf.DataType = 'float32'): tf.TensorInfo {
-  const s = keptConstant(shapeTensors, shape.join(','), () => tf.tensor1d(shape, 'int32'));
-  return be.executeSingleOutput('Reshape', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: tfDtype(be, dtype) }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }], [x, s]);
+  const attrs = [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: tfDtype(be, dtype) }, { name: 'Tshape', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_INT32 }];
+  return withConstants(be, [shapeVector(shape)], ([s]) => be.executeSingleOutput('Reshape', attrs, [x, s]));
 }
 
 function tfDtype(be: NodeBackend, dtype: tf.DataType): number {
@@ -307,7 +429,7 @@ const fastKernels: Record<string, RawKernelFunc> = {
     const shape = args.attrs.shape as number[];
     if (x.dtype === 'string') return original('Reshape')(args);
     stats.reshapes++;
-    // tfjs-node uploads a new int32 shape tensor on every call; reuse one per shape.
+    // tfjs-node makes (and disposes) an engine tensor of the shape on every call; pass it as raw data.
     return reshape(args.backend, x, shape, x.dtype);
   },
   Step: (args) => {
@@ -319,16 +441,15 @@ const fastKernels: Record<string, RawKernelFunc> = {
     stats.steps++;
     const be = args.backend;
     const alpha = Number(args.attrs.alpha ?? 0);
-    const zero = keptConstant(scalars, 0, () => tf.scalar(0, 'float32'));
-    const one = keptConstant(scalars, 1, () => tf.scalar(1, 'float32'));
-    const alphaT = keptConstant(scalars, alpha, () => tf.scalar(alpha, 'float32'));
-    // step(x) = x > 0 ? 1 : alpha, and NaN stays NaN (as on the other backends).
-    const gt = be.executeSingleOutput('Greater', [typeAttr(be)], [x, zero]);
-    const stepped = be.executeSingleOutput('SelectV2', [typeAttr(be)], [gt, one, alphaT]);
-    const nan = be.executeSingleOutput('IsNan', [typeAttr(be)], [x]);
-    const out = be.executeSingleOutput('SelectV2', [typeAttr(be)], [nan, x, stepped]);
-    for (const t of [gt, stepped, nan]) be.disposeData(t.dataId);
-    return out;
+    return withConstants(be, [floatScalar(0), floatScalar(1), floatScalar(alpha)], ([zero, one, alphaT]) => {
+      // step(x) = x > 0 ? 1 : alpha, and NaN stays NaN (as on the other backends).
+      const gt = be.executeSingleOutput('Greater', [typeAttr(be)], [x, zero]);
+      const stepped = be.executeSingleOutput('SelectV2', [typeAttr(be)], [gt, one, alphaT]);
+      const nan = be.executeSingleOutput('IsNan', [typeAttr(be)], [x]);
+      const out = be.executeSingleOutput('SelectV2', [typeAttr(be)], [nan, x, stepped]);
+      for (const t of [gt, stepped, nan]) be.disposeData(t.dataId);
+      return out;
+    });
   },
 };
 
@@ -374,5 +495,14 @@ export function resetNativeKernelStats(): void {
   stats.matMul2d = stats.fused2d = stats.passthrough = stats.steps = stats.reshapes = 0;
 }
 
-// Installed automatically whenever gpulab activates the tensorflow backend.
+// Registered on import: the provider of the `tensorflow` slot (describing a backend someone set
+// with tf.setBackend too), and the fast kernels, installed whenever gpulab activates it.
+registerBackendProvider({
+  name: TENSORFLOW,
+  probe: () => probeTensorflow(),
+  describeActive: () => {
+    const info = nativeInfo();
+    return info ? { accelerator: info.gpu, native: { tfVersion: info.tfVersion, library: info.library, device: info.gpu ? 'GPU' : 'CPU' } } : {};
+  },
+});
 onActivate(TENSORFLOW, () => installNativeFastKernels());

@@ -27,10 +27,13 @@
  * await wasmFast.enableWasmThreads(2);   // then device.useBackend('wasm')
  * ```
  */
+import os, { type CpuInfo } from 'node:os';
 import * as path from 'node:path';
+import { Worker, type TransferListItem, type WorkerOptions } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { onActivate } from './device';
 import { wasmThreads as wasmThreadsFromEnv } from '../env';
+import { beforeProbing, onActivate } from './registry';
+import { loadedWasmPackage, loadWasmPackage, WASM_PACKAGE } from './wasm';
 
 type Backend = tf.KernelBackend & {
   disposeData(dataId: object): boolean | void;
@@ -48,14 +51,6 @@ const originals = new Map<string, tf.KernelConfig>();
 let installed = false;
 /** How many matmuls took each route since the last {@link resetKernelStats}. */
 const stats = { transposedA: 0, transposedB: 0, folded: 0, passthrough: 0, slices: 0, gathers: 0 };
-
-function loadWasmPackage(): typeof import('@tensorflow/tfjs-backend-wasm') {
-  try {
-    return require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
-  } catch (err) {
-    throw new Error(`wasm-fast: @tensorflow/tfjs-backend-wasm cannot be loaded: ${(err as Error).message}`);
-  }
-}
 
 function product(xs: readonly number[]): number {
   return xs.reduce((a, b) => a * b, 1);
@@ -123,6 +118,26 @@ function untransposedCall(kernel: string, args: KernelArgs, extraInputs: Record<
   }
 }
 
+/**
+ * The shape checks of the stock wasm `BatchMatMul` kernel, in its order and with its words: the
+ * batch dimensions must broadcast, then the inner dimensions must match. The overrides run them
+ * before they transpose or fold anything: the fold takes `k` from `a` and views `b` as `[k, n]`, so
+ * without the check a mismatched `b` gives numbers (read past its end) instead of the error.
+ * `op` names the operation in the message: 'matMul' as the stock kernel says, 'fused matMul' as
+ * `tf.fused.matMul` says (the stock fused kernel leaves the check to that op).
+ */
+function assertMatMulShapes(args: KernelArgs, op: 'matMul' | 'fused matMul'): void {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs;
+  const aRank = a.shape.length;
+  const bRank = b.shape.length;
+  const innerShapeA = transposeA ? a.shape[aRank - 2] : a.shape[aRank - 1];
+  const innerShapeB = transposeB ? b.shape[bRank - 1] : b.shape[bRank - 2];
+  tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  tf.util.assert(innerShapeA === innerShapeB, () => `Error in ${op}: inner shapes (${innerShapeA}) and (${innerShapeB}) of Tensors with shapes ${a.shape} and ` +
+    `${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
+}
+
 function needsHelp(args: KernelArgs): boolean {
   const { a, b } = args.inputs;
   if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32') return false;
@@ -135,6 +150,7 @@ function fastBatchMatMul(args: KernelArgs): tf.TensorInfo {
     stats.passthrough++;
     return (originals.get('BatchMatMul')!.kernelFunc as unknown as RawKernelFunc)(args);
   }
+  assertMatMulShapes(args, 'matMul');
   return untransposedCall('BatchMatMul', args, {});
 }
 
@@ -143,6 +159,7 @@ function fastFusedMatMul(args: KernelArgs): tf.TensorInfo {
     stats.passthrough++;
     return (originals.get('_FusedMatMul')!.kernelFunc as unknown as RawKernelFunc)(args);
   }
+  assertMatMulShapes(args, 'fused matMul');
   const { bias, preluActivationWeights } = args.inputs;
   return untransposedCall('_FusedMatMul', args, { bias, preluActivationWeights });
 }
@@ -241,16 +258,16 @@ function fastGather(args: KernelArgs): tf.TensorInfo {
 /**
  * Register the fast overrides of the wasm backend's `BatchMatMul`, `_FusedMatMul`, `Slice` and
  * `GatherV2` kernels ({@link OVERRIDDEN_KERNELS}; idempotent).
- * Loads the wasm package if needed. Works before or after the backend initialises: the
- * original kernels' setup functions are kept, so a later (re-)initialisation still sets them up.
+ * The wasm package must be loaded (gpulab loads it when it probes backends). Works before or
+ * after the backend initialises: the original kernels' setup functions are kept, so a later
+ * (re-)initialisation still sets them up.
  */
 export function installFastKernels(): void {
   if (installed) return;
-  loadWasmPackage();
   const impls: Record<string, RawKernelFunc> = { BatchMatMul: fastBatchMatMul, _FusedMatMul: fastFusedMatMul, Slice: fastSlice, GatherV2: fastGather };
   for (const name of OVERRIDDEN_KERNELS) {
     const cfg = tf.getKernel(name, WASM);
-    if (!cfg) throw new Error(`wasm-fast: kernel ${name} is not registered for the wasm backend`);
+    if (!cfg) throw new Error(`wasm-fast: kernel ${name} is not registered for the wasm backend (is ${WASM_PACKAGE} loaded? device.listBackends() or useBackend('wasm') loads it)`);
     originals.set(name, cfg);
   }
   for (const name of OVERRIDDEN_KERNELS) {
@@ -292,7 +309,6 @@ onActivate(WASM, () => installFastKernels());
 // Threads
 // ---------------------------------------------------------------------------------------------
 
-let requestedThreads: number | null = null;
 let workerShimInstalled = false;
 
 /**
@@ -301,26 +317,25 @@ let workerShimInstalled = false;
  * loads the same worker source with `eval: true` and points the worker at the threaded build's
  * file on disk instead, which is emscripten's normal Node flow.
  */
-function installWorkerShim(): void {
+async function installWorkerShim(): Promise<void> {
   if (workerShimInstalled) return;
-  const wt = require('node:worker_threads') as typeof import('node:worker_threads');
-  const pkgDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  const pkgDir = path.dirname(require.resolve(`${WASM_PACKAGE}/package.json`));
   const mainJs = path.join(pkgDir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.js');
-  const workerModule = path.join(pkgDir, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js');
   let source: string;
   try {
-    source = (require(workerModule) as { wasmWorkerContents: string }).wasmWorkerContents;
+    // A literal specifier, so bundlers include it (its types: lib/backends/wasm-worker.d.ts).
+    source = (await import('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js')).wasmWorkerContents;
   } catch (err) {
-    throw new Error(`wasm-fast: cannot read the wasm worker source ${workerModule}: ${(err as Error).message}`);
+    throw new Error(`wasm-fast: cannot read the wasm worker source (${WASM_PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js): ${(err as Error).message}`, { cause: err });
   }
   // The template literal holds raw newlines inside JS string literals; tfjs escapes them the same way.
   const workerSource = source.replace(/\n/g, '\\n');
-  class NodeBlobWorker extends wt.Worker {
-    constructor(file: string | URL, options?: import('node:worker_threads').WorkerOptions) {
+  class NodeBlobWorker extends Worker {
+    constructor(file: string | URL, options?: WorkerOptions) {
       if (typeof file === 'string' && file.startsWith('blob:')) super(workerSource, { ...options, eval: true });
       else super(file, options);
     }
-    override postMessage(message: unknown, transfer?: readonly import('node:worker_threads').TransferListItem[]): void {
+    override postMessage(message: unknown, transfer?: readonly TransferListItem[]): void {
       const m = message as { cmd?: string; urlOrBlob?: unknown } | null;
       if (m && m.cmd === 'load' && typeof m.urlOrBlob !== 'string') message = { ...m, urlOrBlob: mainJs };
       super.postMessage(message, transfer);
@@ -344,22 +359,21 @@ export async function enableWasmThreads(threads: number): Promise<void> {
   if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
     throw new Error(`enableWasmThreads: threads must be an integer from 1 to 8, got ${threads}`);
   }
-  const wasm = loadWasmPackage();
+  const wasm = await loadWasmPackage();
   const factory = tf.findBackendFactory(WASM);
   if (!factory) throw new Error('enableWasmThreads: the wasm backend is not registered with tfjs');
   const base = (factory as { __gpulabBase?: typeof factory }).__gpulabBase ?? factory;
-  if (threads > 1) installWorkerShim();
+  if (threads > 1) await installWorkerShim();
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', threads > 1);
   wasm.setThreadsCount(threads);
-  requestedThreads = threads;
   // The C++ side caps the pool at (logical cores / 2), read from os.cpus() while the module
   // initialises; report 2 × threads cores for exactly that window.
   const wrapped = async () => {
-    // The plain CommonJS module object: the same one emscripten calls os.cpus() on.
-    const os = require('node:os') as { cpus: () => import('node:os').CpuInfo[] };
-    const realCpus = os.cpus;
+    // The default import is the module object itself: the one emscripten calls os.cpus() on.
+    const osModule = os as { cpus: () => CpuInfo[] };
+    const realCpus = osModule.cpus;
     if (threads > 1) {
-      os.cpus = () => {
+      osModule.cpus = () => {
         const c = realCpus();
         return Array.from({ length: 2 * threads }, (_, i) => c[i % c.length]);
       };
@@ -367,7 +381,7 @@ export async function enableWasmThreads(threads: number): Promise<void> {
     try {
       return await base();
     } finally {
-      os.cpus = realCpus;
+      osModule.cpus = realCpus;
     }
   };
   (wrapped as { __gpulabBase?: typeof factory }).__gpulabBase = base;
@@ -383,15 +397,10 @@ export async function enableWasmThreads(threads: number): Promise<void> {
  */
 export function wasmThreadsCount(): number | null {
   try {
-    return loadWasmPackage().getThreadsCount();
+    return loadedWasmPackage()?.getThreadsCount() ?? null;
   } catch {
     return null;
   }
-}
-
-/** The thread count last requested through {@link enableWasmThreads} or `GPULAB_WASM_THREADS`, or null. */
-export function requestedWasmThreads(): number | null {
-  return requestedThreads;
 }
 
 // GPULAB_WASM_THREADS=n: opt in when gpulab is imported, before any backend initialises.
@@ -403,6 +412,7 @@ export function requestedWasmThreads(): number | null {
     console.warn(`[gpulab] ${(err as Error).message}; running wasm single-threaded`);
   }
   if (n !== null && n > 1) {
-    enableWasmThreads(n).catch((err) => console.warn(`[gpulab] GPULAB_WASM_THREADS=${n} could not be applied: ${(err as Error).message}`));
+    // Probing and selecting backends wait for it, so wasm starts with the threads asked for.
+    beforeProbing(enableWasmThreads(n).catch((err) => console.warn(`[gpulab] GPULAB_WASM_THREADS=${n} could not be applied: ${(err as Error).message}`)));
   }
 }

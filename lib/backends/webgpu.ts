@@ -2,9 +2,10 @@
  * The WebGPU backend in Node: tfjs-backend-webgpu running on Dawn (npm `webgpu`, dawn.node),
  * which drives the GPU through Vulkan on Linux.
  *
- * `lib/device` loads this module lazily the first time backends are probed, so importing
- * gpulab stays cheap and never fails when dawn.node or a Vulkan driver is missing: the
- * `webgpu` backend is then simply listed as unavailable, with the reason.
+ * Importing this module registers the `webgpu` provider with `./registry`; nothing heavy loads
+ * until backends are first probed, so importing gpulab stays cheap and never fails when dawn.node
+ * or a Vulkan driver is missing: the `webgpu` backend is then simply listed as unavailable, with
+ * the reason.
  *
  * ```ts
  * const dev = await device.useBackend('webgpu');
@@ -15,15 +16,17 @@
  *
  * The order matters: tfjs-backend-webgpu registers its backend only if `navigator.gpu` exists
  * when it is imported, so {@link probeWebgpu} installs the `navigator.gpu` shim first and only
- * then requires the backend package. Adapters are ranked above wasm only when they are hardware.
+ * then imports the backend package. Adapters are ranked above wasm only when they are hardware.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { AdapterInfo, BackendProbe, BackendProvider } from './device';
-import { nvidiaGpuName } from '../monitor/tools';
+// Only the version: the backend package itself is imported after the navigator.gpu shim exists.
+import { version as backendPackageVersion } from '@tensorflow/tfjs-backend-webgpu/package.json';
+import { nvidiaGpuName } from '../commands';
+import { registerBackendProvider, type AdapterInfo, type BackendProbe, type BackendProvider } from './registry';
 
-/** Rank of a hardware WebGPU adapter (device.ts: tensorflow-gpu 100, wasm 50, cpu 10). */
+/** Rank of a hardware WebGPU adapter (tensorflow-gpu 100, tensorflow-cpu 60, wasm 50, cpu 10). */
 export const HARDWARE_RANK = 90;
 /** Rank of a software adapter (lavapipe & co.): below wasm, which is faster on the same CPU. */
 export const SOFTWARE_RANK = 40;
@@ -78,22 +81,15 @@ let configured: string[] = [];
 let savedFactory: (() => tf.KernelBackend | Promise<tf.KernelBackend>) | null = null;
 let lastSoftware = false;
 
-/** The installed tfjs-backend-webgpu version (a literal require, so bundlers can inline it). */
-function backendVersion(): string {
-  try {
-    return (require('@tensorflow/tfjs-backend-webgpu/package.json') as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 function errorText(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0];
 }
 
 /**
- * Load dawn.node. The `webgpu` package is an ES module: Node ≥ 20.19 `require`s it directly;
- * older Node versions get dawn.node itself from the package's `dist/<platform>-<arch>/` folder.
+ * Load dawn.node. The `webgpu` package is an ES module: Node ≥ 20.19 `require`s it directly
+ * (synchronously, the same way in compiled code and under tsx: eslint.config.mjs allows this one
+ * `require`); older Node versions load dawn.node itself, the native addon in the package's
+ * `dist/<platform>-<arch>/` folder.
  */
 export function loadDawn(): DawnModule {
   if (dawn) return dawn;
@@ -104,7 +100,9 @@ export function loadDawn(): DawnModule {
     if (code !== 'ERR_REQUIRE_ESM' && code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
     const pkgDir = path.dirname(require.resolve('webgpu/package.json'));
     const arch = process.platform === 'darwin' ? 'universal' : process.arch;
-    dawn = require(path.join(pkgDir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnModule;
+    const addon = { exports: {} } as NodeJS.Module;
+    process.dlopen(addon, path.join(pkgDir, 'dist', `${process.platform}-${arch}`, 'dawn.node'));
+    dawn = addon.exports as DawnModule;
   }
   if (typeof dawn?.create !== 'function') {
     dawn = null;
@@ -140,14 +138,6 @@ export function installNavigatorGpu(options: DawnOptions = {}): GpuLike {
     });
   }
   return gpu;
-}
-
-/**
- * Set Dawn switches for the next {@link installNavigatorGpu} (e.g. to pick one of several GPUs).
- * Call before `setup()`/`useBackend()`; after a {@link shutdown} it applies to the next start.
- */
-export function configureDawn(dawnOptions: string[]): void {
-  configured = [...dawnOptions];
 }
 
 /** Remove the shim's `navigator.gpu` (only ours), dropping the last reference to Dawn's instance. */
@@ -282,13 +272,13 @@ function fallbackFactory(Backend: WebGpuBackendClass): () => Promise<tf.KernelBa
 }
 
 /**
- * Make sure tfjs has a 'webgpu' backend factory. Requires the backend package (after the shim)
+ * Make sure tfjs has a 'webgpu' backend factory. Imports the backend package (after the shim)
  * and, for a software adapter, re-registers the factory at a priority below wasm so that tfjs's
  * own automatic choice agrees with gpulab's ranking.
  */
-function ensureBackendRegistered(software: boolean): void {
+async function ensureBackendRegistered(software: boolean): Promise<void> {
   // A literal specifier, so bundlers (the GPU kit's esbuild) include the package.
-  const pkg = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend?: WebGpuBackendClass };
+  const pkg = (await import('@tensorflow/tfjs-backend-webgpu')) as { WebGPUBackend?: WebGpuBackendClass };
   if (!tf.findBackendFactory('webgpu')) {
     if (savedFactory) {
       tf.registerBackend('webgpu', savedFactory, software ? 1.5 : 3);
@@ -349,7 +339,7 @@ export async function probeWebgpu(): Promise<WebgpuProbe> {
   const driver = driverFromDescription(info.description);
   if (driver) info.driver = driver;
   try {
-    ensureBackendRegistered(software);
+    await ensureBackendRegistered(software);
   } catch (err) {
     return unavailable(errorText(err));
   }
@@ -364,12 +354,13 @@ export async function probeWebgpu(): Promise<WebgpuProbe> {
     reason: software
       ? `software adapter (${info.description || info.device}): correct but slower than wasm, so ranked below it`
       : undefined,
-    package: { name: BACKEND_PACKAGE, version: backendVersion() },
+    package: { name: BACKEND_PACKAGE, version: backendPackageVersion },
   };
 }
 
-/** The provider `lib/device` registers for the `webgpu` slot. */
+/** The provider of the `webgpu` slot, registered when this module is imported. */
 export const webgpuProvider: BackendProvider = { name: 'webgpu', probe: probeWebgpu };
+registerBackendProvider(webgpuProvider);
 
 /**
  * Tear WebGPU down cleanly: dispose tfjs's webgpu backend (its tensors become invalid; if it was

@@ -164,7 +164,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       const why = e.cause?.code ?? e.cause?.message ?? e.message;
-      throw new Error(`download of ${url} failed: ${why} (offline, or the host is unreachable)`);
+      throw new Error(`download of ${url} failed: ${why} (offline, or the host is unreachable)`, { cause: err });
     }
     if (!res.ok || !res.body) throw new Error(`download of ${url} failed: HTTP ${res.status} ${res.statusText}`);
     const hash = crypto.createHash('md5');
@@ -178,7 +178,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
         try {
           chunk = await reader.read();
         } catch (err) {
-          throw new Error(`download of ${url} failed after ${received} bytes: ${(err as Error).message}`);
+          throw new Error(`download of ${url} failed after ${received} bytes: ${(err as Error).message}`, { cause: err });
         }
         if (chunk.done) break;
         hash.update(chunk.value);

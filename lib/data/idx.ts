@@ -117,7 +117,7 @@ export function gunzipNamed(bytes: Uint8Array, file: string): Uint8Array {
     const raw = zlib.gunzipSync(bytes);
     return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
   } catch (err) {
-    throw new Error(`${file}: corrupt gzip data (${(err as Error).message})`);
+    throw new Error(`${file}: corrupt gzip data (${(err as Error).message})`, { cause: err });
   }
 }
 

@@ -337,7 +337,7 @@ export class ImageDirectoryIterator {
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     } catch (err) {
       const reason = (err as Error).message;
-      if (o.onBadImage === 'throw') throw new Error(`${file.path}: cannot decode image (${reason})`);
+      if (o.onBadImage === 'throw') throw new Error(`${file.path}: cannot decode image (${reason})`, { cause: err });
       if (!this.bad.has(file.path)) {
         this.bad.add(file.path);
         const s: SkippedImage = { file: file.path, reason, epoch };
@@ -520,7 +520,7 @@ export async function flowFromDirectory(dir: string, options: ImageDirectoryOpti
   try {
     st = fs.statSync(root);
   } catch (err) {
-    throw new Error(`${root}: image directory does not exist (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new Error(`${root}: image directory does not exist (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
   if (!st.isDirectory()) throw new Error(`${root}: not a directory (flowFromDirectory needs a folder with one sub-folder per class)`);
 

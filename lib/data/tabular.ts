@@ -142,7 +142,7 @@ export async function* tabularBatches(
     try {
       df = await scan.select(...cols).slice(offset, chunk).collect();
     } catch (err) {
-      throw new Error(`${file}: cannot read columns [${cols.join(', ')}]: ${(err as Error).message.split('\n')[0]}`);
+      throw new Error(`${file}: cannot read columns [${cols.join(', ')}]: ${(err as Error).message.split('\n')[0]}`, { cause: err });
     }
     const n = df.height;
     if (n === 0) return;

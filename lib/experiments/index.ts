@@ -12,6 +12,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
+import { forBackend, withKernels, type KernelSet } from '../backends/kernel-sets';
 import { BatchSource, naivePerSampleBatches, toTensors, type Batch } from '../data/batches';
 import { subset } from '../data/fashion-mnist';
 import type { ImageSet } from '../data/image-set';
@@ -44,6 +45,11 @@ export interface SeedRunOptions {
   seed?: number;
   /** The model to train (default a fresh {@link train.simpleNN}); it is trained in place. */
   model?: tf.LayersModel;
+  /**
+   * The training step (default: the fused step where the backend has one, see
+   * `train.seedTrainStep`; `'stock'`: tfjs's `optimizer.minimize`, for before/after).
+   */
+  step?: train.StepKind;
   onEpochEnd?: (log: train.EpochLog) => void | Promise<void>;
 }
 
@@ -89,11 +95,12 @@ export async function seedRun(set: ImageSet, options: SeedRunOptions): Promise<S
   const optimizer = train.seedOptimizer();
   try {
     if (options.warmupBatches) {
-      await train.trainLoop(model, (e) => new BatchSource(set, { batchSize, shuffle: true, seed: seed + 7919 }).epoch(e), { epochs: 1, optimizer, maxBatchesPerEpoch: options.warmupBatches });
+      await train.trainLoop(model, (e) => new BatchSource(set, { batchSize, shuffle: true, seed: seed + 7919 }).epoch(e), { epochs: 1, optimizer, maxBatchesPerEpoch: options.warmupBatches, step: options.step });
     }
     const r = await train.trainLoop(model, batchesFor, {
       epochs,
       optimizer,
+      step: options.step,
       maxBatchesPerEpoch: options.maxBatchesPerEpoch,
       onEpochEnd: options.onEpochEnd,
     });
@@ -143,7 +150,7 @@ export async function fitRun(set: ImageSet, options: { epochs?: number; maxSampl
   const model = train.simpleNN();
   const optimizer = train.seedOptimizer();
   try {
-    model.compile({ optimizer, loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
+    model.compile({ optimizer, loss: train.lossFn('softmaxCrossEntropy') });
     const r = await train.fit(model, xs, ys, { batchSize: options.batchSize ?? train.SEED_EXPERIMENT.batchSize, epochs, shuffle: true });
     const samples = part.count * r.epochs.length;
     const f = mlpTrainingFlops(train.denseWidths(model), samples);
@@ -161,6 +168,162 @@ export async function fitRun(set: ImageSet, options: { epochs?: number; maxSampl
     train.disposeOptimizer(optimizer);
     model.dispose();
   }
+}
+
+/** One arm of {@link compareTraining}: which kernels, which path, which step. */
+export interface TrainingVariant {
+  /** Row label, e.g. 'custom loop, stock kernels'. */
+  label: string;
+  /**
+   * The kernels installed for this variant's epochs: a {@link KernelSet}, null for tfjs's stock
+   * kernels (the backend's gpulab set and every set named in the variants taken out), or left
+   * out for whatever is installed now.
+   */
+  kernels?: KernelSet | null;
+  /** `'loop'`: {@link train.trainLoop} over `data.BatchSource` batches; `'fit'`: {@link train.fit} on whole-set tensors. */
+  path: 'loop' | 'fit';
+  /**
+   * The training step. Loop: default the fused step where possible (`'stock'`:
+   * `optimizer.minimize`). Fit: default `'stock'` (`model.fit` itself); `'fused'` is
+   * `train.fit`'s fused path.
+   */
+  step?: train.StepKind;
+}
+
+/** Options of {@link compareTraining}. */
+export interface CompareTrainingOptions {
+  variants: readonly TrainingVariant[];
+  /** Epochs measured per variant (default 3). */
+  epochs?: number;
+  /** Train on the first n examples (then the full set is projected). */
+  maxSamples?: number;
+  batchSize?: number;
+  /** Epochs the projection is made for (default 5, the article's). */
+  projectEpochs?: number;
+  /** Shuffle seed (default 0). */
+  seed?: number;
+}
+
+/** One variant's measurement in {@link compareTraining}. */
+export interface VariantRun {
+  label: string;
+  /** The kernels it ran with: a set's name, 'stock tfjs kernels', or 'as installed'. */
+  kernels: string;
+  path: 'loop' | 'fit';
+  /** The step that really ran, and why (see `train.seedTrainStep`). */
+  step: train.StepKind;
+  stepReason: string;
+  /** Wall seconds of each measured epoch. */
+  epochSeconds: number[];
+  seconds: number;
+  /** CPU seconds of the process during this variant's epochs. */
+  cpuSeconds: number;
+  /** Seconds for `projectEpochs` epochs over the whole set: measured seconds × the ratio of samples. */
+  projectedSeconds: number;
+  /** Matmul GFLOP/s over the measured epochs (3× forward convention). */
+  gflopsCounted: number;
+  finalLoss: number;
+}
+
+/** What {@link compareTraining} measured. */
+export interface TrainingComparison {
+  /** Examples per epoch (the whole set, or `maxSamples`). */
+  samplesPerEpoch: number;
+  /** True when trained on a subset, so `projectedSeconds` is a projection to the whole set. */
+  partial: boolean;
+  epochs: number;
+  projectEpochs: number;
+  /** Counted (3× forward) and needed matmul FLOP of one epoch. */
+  flopsPerEpoch: { counted: number; needed: number };
+  rows: VariantRun[];
+}
+
+/**
+ * The same training (SimpleNN, SGD momentum, batch 100) in several variants — kernel set, custom
+ * loop or `model.fit`, stock or fused step — one epoch of each in turn, so every variant sees the
+ * same machine load; then each variant's time projected to `projectEpochs` epochs over the whole
+ * set. Each variant trains its own identical model on the same batches. Runs on the current
+ * backend; kernel sets are restored afterwards.
+ *
+ * ```ts
+ * const wasm = kernelSets.forBackend('wasm');
+ * const r = await experiments.compareTraining(ds.train, { maxSamples: 6000, variants: [
+ *   { label: 'loop, stock kernels', kernels: null, path: 'loop', step: 'stock' },
+ *   { label: 'loop, gpulab kernels', kernels: wasm, path: 'loop', step: 'stock' },
+ *   { label: 'loop, gpulab kernels, fused step', kernels: wasm, path: 'loop' },
+ * ] });
+ * ```
+ */
+export async function compareTraining(set: ImageSet, options: CompareTrainingOptions): Promise<TrainingComparison> {
+  const epochs = options.epochs ?? 3;
+  const projectEpochs = options.projectEpochs ?? 5;
+  const batchSize = options.batchSize ?? train.SEED_EXPERIMENT.batchSize;
+  if (!options.variants.length) throw new Error('compareTraining: no variants');
+  const part = options.maxSamples !== undefined && options.maxSamples < set.count ? subset(set, options.maxSamples) : set;
+  const source = new BatchSource(part, { batchSize, shuffle: true, seed: options.seed ?? 0 });
+  const anyFit = options.variants.some((v) => v.path === 'fit');
+  const whole = anyFit ? toTensors(part) : null;
+  const home = forBackend(tf.getBackend());
+  const sets = [...new Set([...(home ? [home] : []), ...options.variants.flatMap((v) => (v.kernels ? [v.kernels] : []))])];
+  const arms = options.variants.map((v) => {
+    const model = train.simpleNN();
+    const optimizer = train.seedOptimizer();
+    if (v.path === 'fit') model.compile({ optimizer, loss: train.lossFn('softmaxCrossEntropy') });
+    return { v, model, optimizer, epochSeconds: [] as number[], cpuSeconds: 0, finalLoss: NaN, step: { kind: 'stock' as train.StepKind, reason: '' } };
+  });
+  try {
+    for (let e = 0; e < epochs; e++) {
+      for (const arm of arms) {
+        const run = async () => {
+          const c0 = process.cpuUsage();
+          if (arm.v.path === 'loop') {
+            const r = await train.trainLoop(arm.model, () => source.epoch(e), { epochs: 1, optimizer: arm.optimizer, step: arm.v.step });
+            arm.epochSeconds.push(r.seconds);
+            arm.finalLoss = r.finalLoss;
+            arm.step = r.step;
+          } else {
+            const f = await train.fit(arm.model, whole!.xs, whole!.ys, { batchSize, epochs: 1, shuffle: true, step: arm.v.step ?? 'stock', seed: (options.seed ?? 0) + e });
+            arm.epochSeconds.push(f.seconds);
+            arm.finalLoss = f.epochs[0]?.logs.loss ?? NaN;
+            arm.step = f.step;
+          }
+          const c = process.cpuUsage(c0);
+          arm.cpuSeconds += (c.user + c.system) / 1e6;
+        };
+        if (arm.v.kernels === undefined) await run();
+        else await withKernels(arm.v.kernels, sets, run);
+      }
+    }
+  } finally {
+    if (whole) tf.dispose([whole.xs, whole.ys]);
+    for (const arm of arms) {
+      train.disposeOptimizer(arm.optimizer);
+      arm.model.dispose();
+    }
+  }
+  const f = mlpTrainingFlops(train.SEED_EXPERIMENT.widths, part.count);
+  const scale = (projectEpochs / epochs) * (set.count / part.count);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    samplesPerEpoch: part.count,
+    partial: part.count < set.count,
+    epochs,
+    projectEpochs,
+    flopsPerEpoch: { counted: f.counted, needed: f.needed },
+    rows: arms.map((arm) => ({
+      label: arm.v.label,
+      kernels: arm.v.kernels === undefined ? 'as installed' : arm.v.kernels === null ? 'stock tfjs kernels' : arm.v.kernels.name,
+      path: arm.v.path,
+      step: arm.step.kind,
+      stepReason: arm.step.reason,
+      epochSeconds: arm.epochSeconds,
+      seconds: sum(arm.epochSeconds),
+      cpuSeconds: arm.cpuSeconds,
+      projectedSeconds: sum(arm.epochSeconds) * scale,
+      gflopsCounted: (f.counted * epochs) / sum(arm.epochSeconds) / 1e9,
+      finalLoss: arm.finalLoss,
+    })),
+  };
 }
 
 /** The seed experiment through the custom loop and through `model.fit`, epoch by epoch, interleaved. */
@@ -186,60 +349,33 @@ export interface LoopVsFit {
 /**
  * Train two identical SimpleNNs on the same data, one with {@link train.trainLoop} over
  * `data.BatchSource` batches and one with `model.fit` on whole-set tensors, alternating one
- * epoch each. On a shared machine the load changes over minutes; interleaving makes the
- * fit-vs-loop ratio of each epoch a fair comparison. `maxSamples` trains on the first n examples.
+ * epoch each ({@link compareTraining} with those two variants). On a shared machine the load
+ * changes over minutes; interleaving makes the fit-vs-loop ratio of each epoch a fair comparison.
+ * The loop takes the same step as `model.fit` (`optimizer.minimize`) unless `step: 'fused'`, so
+ * the ratio is fit's own overhead. `maxSamples` trains on the first n examples.
  */
-export async function loopVsFit(set: ImageSet, options: { epochs?: number; maxSamples?: number; batchSize?: number; seed?: number } = {}): Promise<LoopVsFit> {
-  const epochs = options.epochs ?? 5;
-  const batchSize = options.batchSize ?? train.SEED_EXPERIMENT.batchSize;
-  const part = options.maxSamples !== undefined && options.maxSamples < set.count ? subset(set, options.maxSamples) : set;
-  const source = new BatchSource(part, { batchSize, shuffle: true, seed: options.seed ?? 0 });
-  const { xs, ys } = toTensors(part);
-  const loopModel = train.simpleNN();
-  const loopOpt = train.seedOptimizer();
-  const fitModel = train.simpleNN();
-  const fitOpt = train.seedOptimizer();
-  fitModel.compile({ optimizer: fitOpt, loss: (y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) });
-  const loopEpochSeconds: number[] = [];
-  const fitEpochSeconds: number[] = [];
-  let loopCpuSeconds = 0;
-  let fitCpuSeconds = 0;
-  let loopFinalLoss = NaN;
-  let fitFinalLoss = NaN;
-  try {
-    for (let e = 0; e < epochs; e++) {
-      const r = await train.trainLoop(loopModel, () => source.epoch(e), { epochs: 1, optimizer: loopOpt });
-      loopEpochSeconds.push(r.seconds);
-      loopCpuSeconds += r.cpuSeconds;
-      loopFinalLoss = r.finalLoss;
-      const c0 = process.cpuUsage();
-      const f = await train.fit(fitModel, xs, ys, { batchSize, epochs: 1, shuffle: true });
-      const c = process.cpuUsage(c0);
-      fitCpuSeconds += (c.user + c.system) / 1e6;
-      fitEpochSeconds.push(f.seconds);
-      fitFinalLoss = f.epochs[0]?.logs.loss ?? NaN;
-    }
-  } finally {
-    tf.dispose([xs, ys]);
-    train.disposeOptimizer(loopOpt);
-    train.disposeOptimizer(fitOpt);
-    loopModel.dispose();
-    fitModel.dispose();
-  }
-  const ratios = fitEpochSeconds.map((f, i) => f / loopEpochSeconds[i]);
-  const f = mlpTrainingFlops(train.SEED_EXPERIMENT.widths, part.count);
+export async function loopVsFit(set: ImageSet, options: { epochs?: number; maxSamples?: number; batchSize?: number; seed?: number; step?: train.StepKind } = {}): Promise<LoopVsFit> {
+  const r = await compareTraining(set, {
+    ...options,
+    variants: [
+      { label: 'loop', path: 'loop', step: options.step ?? 'stock' },
+      { label: 'fit', path: 'fit' },
+    ],
+  });
+  const [loop, fit] = r.rows;
+  const ratios = fit.epochSeconds.map((f, i) => f / loop.epochSeconds[i]);
   return {
-    samplesPerEpoch: part.count,
-    partial: part.count < set.count,
-    loopEpochSeconds,
-    fitEpochSeconds,
+    samplesPerEpoch: r.samplesPerEpoch,
+    partial: r.partial,
+    loopEpochSeconds: loop.epochSeconds,
+    fitEpochSeconds: fit.epochSeconds,
     ratios,
     medianRatio: median(ratios),
-    loopCpuSeconds,
-    fitCpuSeconds,
-    flopsPerEpoch: { counted: f.counted, needed: f.needed },
-    loopFinalLoss,
-    fitFinalLoss,
+    loopCpuSeconds: loop.cpuSeconds,
+    fitCpuSeconds: fit.cpuSeconds,
+    flopsPerEpoch: r.flopsPerEpoch,
+    loopFinalLoss: loop.finalLoss,
+    fitFinalLoss: fit.finalLoss,
   };
 }
 
@@ -254,6 +390,8 @@ export interface ThroughputOptions {
   repeats?: number;
   /** Samples in one epoch, for the derived time per epoch (default `set.count`). */
   epochSamples?: number;
+  /** The training step (default: the fused step where possible; see `train.seedTrainStep`). */
+  step?: train.StepKind;
 }
 
 /** Training throughput at one batch size / width, measured on preloaded batches (compute only). */
@@ -273,6 +411,8 @@ export interface ThroughputPoint {
   batchBytes: number;
   /** The repeats' timings (seconds per repeat of `steps` steps). */
   timing: Timing;
+  /** The training step that was timed. */
+  step: train.StepKind;
 }
 
 /**
@@ -295,16 +435,18 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
   }
   const model = train.mlp({ hidden, inputs: set.height * set.width, outputs: 10 });
   const optimizer = train.seedOptimizer();
-  const vars = train.trainableVariables(model);
+  let step: train.SeedTrainStep | null = null;
   try {
     await memory.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
     const mem = await memory.stepMemory(model, batches[0], { optimizer });
+    const trainStep = train.seedTrainStep(model, { optimizer, step: options.step });
+    step = trainStep;
     const timing = await benchmark(() => {
       let loss: tf.Scalar | null = null;
       for (let i = 0; i < steps; i++) {
         const { xs, ys } = batches[i % batches.length];
         loss?.dispose();
-        loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, true, vars) as tf.Scalar;
+        loss = trainStep.run(xs, ys);
       }
       return loss!;
     }, { warmup: options.warmup ?? 1, repeats: options.repeats ?? 3 });
@@ -321,8 +463,10 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
       stepBytes: mem.stepBytes,
       batchBytes: batches[0].xs.size * 4 + batches[0].ys.size * 4,
       timing,
+      step: trainStep.kind,
     };
   } finally {
+    step?.dispose();
     for (const b of batches) tf.dispose([b.xs, b.ys]);
     train.disposeOptimizer(optimizer);
     model.dispose();

@@ -16,13 +16,16 @@
  *   ({@link explainTimers}).
  * - {@link timePipeline}: per-batch time split between fetching the batch (input pipeline) and
  *   the training step (compute).
+ * - {@link traceSteps}, {@link TraceRecorder}: a kernel timeline of a few training steps (every
+ *   kernel a span), written as Chrome trace-event JSON ({@link writeChromeTrace}) for Perfetto and
+ *   drawn as a Gantt chart ({@link ganttSpec}).
  * - {@link findOnPath}, {@link runTool}, {@link externalTools}: run nvidia-smi / nsys / ncu when
  *   they exist, and say plainly when they do not.
  *
  * One file per concern: `nvidia-smi` (CSV parser), `tools` (external tools, profiler commands),
- * `sampler`, `frames` (DataFrames and the timeline chart), `profile` (kernel profile) and
- * `pipeline` (input pipeline vs compute). Leak accounting lives in `memory` and is re-exported
- * here.
+ * `sampler`, `frames` (DataFrames and the timeline chart), `profile` (kernel profile),
+ * `pipeline` (input pipeline vs compute) and `trace` (kernel timeline). Leak accounting lives in
+ * `memory` and is re-exported here.
  */
 export * from './nvidia-smi';
 export * from './tools';
@@ -30,3 +33,4 @@ export * from './sampler';
 export * from './frames';
 export * from './profile';
 export * from './pipeline';
+export * from './trace';

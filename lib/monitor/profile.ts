@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
 import { median, sync, type Syncable } from '../timing';
+import { MATMUL_KERNELS } from '../flops';
 import { MB } from './columns';
 
 // ---------------------------------------------------------------------------------------------
@@ -96,8 +97,6 @@ export function matMulLayout(inputShapes: readonly number[][], outputShapes: rea
   if (p === s && q === m && r === n) fits.push('transposeA+B');
   return fits.length === 1 ? fits[0] : fits.length > 1 ? (fits.includes('') ? '' : 'ambiguous') : '';
 }
-
-const MATMUL_KERNELS = new Set(['BatchMatMul', '_FusedMatMul', 'MatMul']);
 
 /** What `tf.time`'s kernelMs and wallMs, and `tf.profile`'s per-kernel times, mean on a backend. */
 export function explainTimers(backend: string): string {

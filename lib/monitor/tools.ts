@@ -1,94 +1,20 @@
 /**
- * External tools (nvidia-smi, nsys, ncu, nvprof): find them, run them, and say plainly when they
- * are missing; a step script for the profilers.
+ * External tools (nvidia-smi, nsys, ncu, nvprof): whether each is installed, nvidia-smi's
+ * one-shot query, and a step script for the profilers. Finding and running a tool is in
+ * lib/commands.ts (re-exported here).
  */
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { findOnPath, runTool, runToolSync, type ToolRun } from '../commands';
 import { GPU_QUERY_FIELDS, type NvidiaSmiCsv, parseNvidiaSmiCsv } from './nvidia-smi';
+
+// At the bottom of the house (lib/commands.ts), so the backends can use them too.
+export { findOnPath, nvidiaGpuName, runTool, runToolSync, type ToolRun } from '../commands';
 
 // ---------------------------------------------------------------------------------------------
 // External tools: nvidia-smi, nsys, ncu
 // ---------------------------------------------------------------------------------------------
-
-/** The full path of an executable found on `PATH` (or in `searchPath`), or null. */
-export function findOnPath(name: string, searchPath: string = process.env.PATH ?? ''): string | null {
-  if (name.includes('/')) {
-    try {
-      fs.accessSync(name, fs.constants.X_OK);
-      return path.resolve(name);
-    } catch {
-      return null;
-    }
-  }
-  for (const dir of searchPath.split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.join(dir, name);
-    try {
-      if (fs.statSync(file).isFile()) {
-        fs.accessSync(file, fs.constants.X_OK);
-        return file;
-      }
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
-}
-
-/** What running an external command gave. */
-export interface ToolRun {
-  /** The command line as run (or as it would have been run). */
-  command: string;
-  /** False when the executable is not on PATH; nothing was run. */
-  found: boolean;
-  /** Exit code, or null when it did not run, timed out or was killed. */
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  /** Why it did not run or did not succeed, in words; null on success. */
-  reason: string | null;
-  /** Wall milliseconds it ran. */
-  ms: number;
-}
-
-/**
- * Run an external command (no shell) with a time limit and capture its output. Never throws: a
- * missing executable, a non-zero exit or a timeout come back as `reason`.
- */
-export async function runTool(cmd: string, args: readonly string[] = [], options: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ToolRun> {
-  const command = [cmd, ...args].join(' ');
-  const exe = findOnPath(cmd);
-  if (!exe) return { command, found: false, exitCode: null, stdout: '', stderr: '', reason: `${cmd} is not on PATH`, ms: 0 };
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const t0 = performance.now();
-  return new Promise<ToolRun>((resolve) => {
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    // Its own process group, so a timeout also ends what it started (e.g. the program nsys profiles).
-    const child = spawn(exe, [...args], { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }, timeoutMs);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ command, found: true, exitCode: null, stdout, stderr, reason: `${cmd} could not start: ${err.message}`, ms: performance.now() - t0 });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve(finished(cmd, command, { code, signal, timedOut, timeoutMs, stdout, stderr }, performance.now() - t0));
-    });
-  });
-}
 
 /** Whether one profiling tool is installed, and its version. */
 export interface ToolStatus {
@@ -124,34 +50,6 @@ export async function externalTools(): Promise<ToolStatus[]> {
   return out;
 }
 
-/** How a command that ran ended, as a {@link ToolRun} (shared by {@link runTool} and {@link runToolSync}). */
-function finished(cmd: string, command: string, r: { code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; timeoutMs: number; stdout: string; stderr: string }, ms: number): ToolRun {
-  const firstLine = (r.stderr.trim() || r.stdout.trim()).split('\n')[0] ?? '';
-  const reason = r.timedOut
-    ? `${cmd} did not finish within ${r.timeoutMs} ms and was killed`
-    : r.code === 0
-      ? null
-      : `${cmd} exited with ${r.code ?? r.signal}${firstLine ? `: ${firstLine}` : ''}`;
-  return { command, found: true, exitCode: r.timedOut ? null : r.code, stdout: r.stdout, stderr: r.stderr, reason, ms };
-}
-
-/**
- * {@link runTool}, synchronously (for code that cannot wait, such as a device banner). Never
- * throws: a missing executable, a non-zero exit or a timeout come back as `reason`.
- */
-export function runToolSync(cmd: string, args: readonly string[] = [], options: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): ToolRun {
-  const command = [cmd, ...args].join(' ');
-  const exe = findOnPath(cmd);
-  if (!exe) return { command, found: false, exitCode: null, stdout: '', stderr: '', reason: `${cmd} is not on PATH`, ms: 0 };
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const t0 = performance.now();
-  const r = spawnSync(exe, [...args], { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
-  const ms = performance.now() - t0;
-  const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
-  if (r.error && !timedOut) return { command, found: true, exitCode: null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', reason: `${cmd} could not start: ${r.error.message}`, ms };
-  return finished(cmd, command, { code: r.status, signal: r.signal, timedOut, timeoutMs, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }, ms);
-}
-
 /** What {@link queryNvidiaSmi} returns. */
 export interface NvidiaSmiQuery {
   run: ToolRun;
@@ -162,9 +60,10 @@ export interface NvidiaSmiQuery {
 }
 
 /**
- * One `nvidia-smi --query-gpu=<fields> --format=csv` query, parsed: the only place gpulab asks
- * nvidia-smi a question (the sampler's streaming `-l` run aside). Synchronous, because device
- * banners need it outside async code; {@link queryNvidiaSmi} is the same, awaitable.
+ * One `nvidia-smi --query-gpu=<fields> --format=csv` query, parsed: where the monitor asks
+ * nvidia-smi a question (besides the sampler's streaming `-l` run; the backends ask only for the
+ * GPU's name, through `nvidiaGpuName` in lib/commands.ts). Synchronous, for code outside async
+ * functions; {@link queryNvidiaSmi} is the same, awaitable.
  */
 export function queryNvidiaSmiSync(fields: readonly string[] = GPU_QUERY_FIELDS, options: { command?: string; timeoutMs?: number } = {}): NvidiaSmiQuery {
   const run = runToolSync(options.command ?? 'nvidia-smi', [`--query-gpu=${fields.join(',')}`, '--format=csv'], { timeoutMs: options.timeoutMs ?? 15_000 });
@@ -178,12 +77,6 @@ export function queryNvidiaSmiSync(fields: readonly string[] = GPU_QUERY_FIELDS,
  */
 export async function queryNvidiaSmi(fields: readonly string[] = GPU_QUERY_FIELDS, options: { command?: string; timeoutMs?: number } = {}): Promise<NvidiaSmiQuery> {
   return queryNvidiaSmiSync(fields, options);
-}
-
-/** The name of the first GPU nvidia-smi lists ("NVIDIA H100 80GB HBM3"), or null when there is none or nvidia-smi is missing or fails. */
-export function nvidiaGpuName(options: { command?: string } = {}): string | null {
-  const q = queryNvidiaSmiSync(['name'], { ...options, timeoutMs: 5000 });
-  return q.csv?.records[0]?.raw.name || null;
 }
 
 /**

@@ -83,7 +83,6 @@ function readJson(file) {
 
 /** N-API version folder node-pre-gyp resolves for the package (lib/napi-vN), as tfjs-node's index.js does. */
 function bindingPath() {
-  // eslint-disable-next-line global-require
   const binary = require(require.resolve('@mapbox/node-pre-gyp', { paths: [pkgDir] }));
   return binary.find(path.join(pkgDir, 'package.json'));
 }

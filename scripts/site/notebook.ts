@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 
 /** Multiline text as nbformat stores it: one string, or a list of lines. */
 export type MultilineText = string | string[];
@@ -55,7 +56,7 @@ export function text(x: MultilineText | unknown): string {
 
 /** Remove ANSI colour/escape sequences (kernels colour their stderr and tracebacks). */
 export function stripAnsi(s: string): string {
-  return s.replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\u001b\][^\u0007]*\u0007/g, '');
+  return stripVTControlCharacters(s);
 }
 
 /**
@@ -67,13 +68,13 @@ export function readNotebook(file: string): Notebook {
   try {
     raw = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`${file}: cannot read the notebook (${(err as Error).message})`);
+    throw new Error(`${file}: cannot read the notebook (${(err as Error).message})`, { cause: err });
   }
   let nb: Notebook;
   try {
     nb = JSON.parse(raw) as Notebook;
   } catch (err) {
-    throw new Error(`${file}: not valid JSON, so not a notebook (${(err as Error).message})`);
+    throw new Error(`${file}: not valid JSON, so not a notebook (${(err as Error).message})`, { cause: err });
   }
   if (!nb || typeof nb !== 'object' || !Array.isArray(nb.cells)) throw new Error(`${file}: not a notebook (no "cells" list)`);
   if (nb.nbformat !== 4) throw new Error(`${file}: nbformat ${String(nb.nbformat)} is not supported (need 4)`);

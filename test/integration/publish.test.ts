@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { ROOT, tempDir } from '../support/helpers';
 import { bannerText } from '../../lib/notebook';
 import { bundle, barChart } from '../../lib/charts';
-import type { DeviceInfo } from '../../lib/backends/device';
+import type { DeviceInfo } from '../../lib/backends';
 import { chartCount, firstSentence, parseBanner, runInfo, splitDeviceLabel, titleAndSummary, type Cell, type Notebook, type Output } from '../../scripts/site/notebook';
 import { footerHtml, jsonForScript, renderMarkdown, renderOutputs, type ChartFile, type PageContext } from '../../scripts/site/render';
 import { buildSite, packageDir, staleNotebooks, VENDOR_FILES } from '../../scripts/site/build';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../lib/backends/device';
+import * as device from '../../lib/backends';
 import * as webgpu from '../../lib/backends/webgpu';
 
 const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());

@@ -239,7 +239,7 @@ export function svgMarks(svg: string): MarkItem[] {
       const kind = kindOf(el);
       for (const c of el.children) {
         const [cx, cy] = translate(c);
-        let geo = { x: NaN, y: NaN, width: NaN, height: NaN, length: 0 };
+        let geo: { x: number; y: number; width: number; height: number; length: number };
         if (c.tag === 'path') geo = pathGeometry(c.attrs.d ?? '');
         else if (c.tag === 'line') {
           const [x1, y1, x2, y2] = ['x1', 'y1', 'x2', 'y2'].map((a) => Number(c.attrs[a] ?? 0));

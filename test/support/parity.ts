@@ -2,11 +2,13 @@
  * Shared pieces of the backend correctness suites (webgpu.test.ts, native.test.ts): deterministic
  * inputs, the relative-error measure, running one computation on a backend, and the two
  * computations both suites compare with the cpu backend (gradients through a small convnet, and a
- * short 784-500-10 training run).
+ * short 784-500-10 training run); and the fused training step's gradients against autodiff's on
+ * one backend.
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../lib/backends/device';
+import * as device from '../../lib/backends';
+import * as train from '../../lib/train';
 
 /** A computation compared across backends: one tensor, several, or a promise of several. */
 export type Computation = () => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor[]>;
@@ -112,4 +114,35 @@ export function trainingComputation(seed: number): Computation {
     model.dispose();
     return [losses, ...deltas];
   };
+}
+
+/**
+ * The fused training step against autodiff on the current backend: relative errors of the mean
+ * loss and of each gradient (`train.seedTrainStep(model).gradients` with `step: 'fused'` against
+ * `step: 'stock'`, i.e. `tf.variableGrads` through the model). Throws unless the fused step ran.
+ */
+export async function fusedStepErrors(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, loss: train.LossName = 'softmaxCrossEntropy'): Promise<{ loss: number; grads: number[] }> {
+  const stock = train.seedTrainStep(model, { step: 'stock', loss });
+  const fused = train.seedTrainStep(model, { step: 'fused', loss });
+  try {
+    assert.equal(fused.kind, 'fused', fused.reason);
+    const a = stock.gradients(xs, ys);
+    const b = fused.gradients(xs, ys);
+    const values = async (t: tf.Tensor) => new Float32Array(await t.data()); // async: webgpu cannot read synchronously in Node
+    const errorOf = async (x: tf.Tensor, y: tf.Tensor) => relativeError(await values(x), await values(y));
+    const out = { loss: await errorOf(b.loss, a.loss), grads: await Promise.all(b.grads.map((g, i) => errorOf(g, a.grads[i]))) };
+    tf.dispose([a.loss, b.loss, ...a.grads, ...b.grads]);
+    return out;
+  } finally {
+    stock.dispose();
+    fused.dispose();
+  }
+}
+
+/** A seeded one-hot batch for an MLP: inputs in [0, 1) of shape `[batch, ...inputShape]` and labels `[batch, classes]`. */
+export function seededBatch(batch: number, inputShape: number[], classes: number, seed: number): { xs: tf.Tensor; ys: tf.Tensor2D } {
+  const features = inputShape.reduce((a, b) => a * b, 1);
+  const labels = new Float32Array(batch * classes);
+  for (let i = 0; i < batch; i++) labels[i * classes + ((i * 7 + seed) % classes)] = 1;
+  return { xs: tf.tensor(seeded(batch * features, seed, 0, 1), [batch, ...inputShape]), ys: tf.tensor2d(labels, [batch, classes]) };
 }

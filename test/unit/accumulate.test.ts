@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../lib/backends/device';
+import { useBackend } from '../../lib/backends';
 import { sliceTensorBatches } from '../../lib/data/batches';
 import * as train from '../../lib/train';
 import { onBackendOrSkip, releaseBackends } from '../support/backends';

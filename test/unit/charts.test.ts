@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import pl from 'nodejs-polars';
 import * as charts from '../../lib/charts';
 import { sendBundle } from '../../lib/display';
+// Loaded so that it sits in require.cache, where lib/display.ts looks for a kernel's writer.
+import 'tslab/dist/jupyter';
 import { assertMarksVisible, markProblems, pathGeometry, svgMarks } from '../support/chart-check';
 
 const rows = [
@@ -127,7 +129,7 @@ test('the bundle holds exactly vega-lite v5, SVG and text, and show() sends it a
   assert.equal(b['application/vnd.vegalite.v5+json'], spec);
   assert.equal(b['text/plain'], '[chart] Throughput (3 data points)');
   // Outside a kernel there is no tslab writer: show() prints the summary instead.
-  const jupyter = require('tslab/dist/jupyter') as { lastWriteDisplayData: unknown };
+  const jupyter = require.cache[require.resolve('tslab/dist/jupyter')]?.exports as { lastWriteDisplayData: unknown };
   assert.equal(sendBundle(b), false);
   const sent: unknown[] = [];
   jupyter.lastWriteDisplayData = (msg: unknown) => sent.push(msg);

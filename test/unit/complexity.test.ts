@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../lib/backends/device';
+import { useBackend } from '../../lib/backends';
 import '../../lib/backends/wasm-conv-grad';
 import * as complexity from '../../lib/complexity';
 import * as train from '../../lib/train';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useBackend } from '../../lib/backends/device';
+import { useBackend } from '../../lib/backends';
 import * as flops from '../../lib/flops';
 
 test('matMulFlops and mlpTrainingFlops count the seed experiment as the notes do', () => {

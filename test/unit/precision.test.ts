@@ -1,11 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { listBackends, useBackend } from '../../lib/backends/device';
+import { listBackends, useBackend } from '../../lib/backends';
 import * as precision from '../../lib/precision';
-import { tempDir } from '../support/helpers';
 
 const {
   float32ToFloat16Bits: h, float16BitsToNumber: h2n, float32ToBfloat16Bits: b, bfloat16BitsToNumber: b2n, roundToFormat,

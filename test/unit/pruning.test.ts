@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../lib/backends/device';
+import { useBackend } from '../../lib/backends';
 import '../../lib/backends/wasm-conv-grad';
 import * as pruning from '../../lib/pruning';
 import { compile } from '../../lib/charts';

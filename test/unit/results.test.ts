@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describeDevice } from '../../lib/backends/device';
+import { describeDevice } from '../../lib/backends';
 import * as results from '../../lib/results';
 import { tempDir } from '../support/helpers';
 

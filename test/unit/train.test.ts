@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../lib/backends/device';
+import { useBackend } from '../../lib/backends';
 import { leakGuard } from '../../lib/memory';
 import * as train from '../../lib/train';
 import { sliceTensorBatches } from '../../lib/data/batches';
@@ -193,4 +193,99 @@ test('disposeOptimizer frees every tensor of a used momentum optimiser', async (
   train.disposeOptimizer(opt);
   assert.equal(tf.memory().numTensors, before);
   v.dispose();
+});
+
+test('trainLoop takes the fused step by default where it can, the stock one when asked, and says which', async () => {
+  await useBackend('wasm');
+  const { xs, ys, labels } = blobs(80, 6, 3, 41);
+  const before = tf.memory().numTensors;
+  const runs: Record<string, train.TrainResult> = {};
+  const weights: Record<string, Float32Array[]> = {};
+  for (const step of [undefined, 'stock'] as const) {
+    const model = train.mlp({ inputs: 6, hidden: [8], outputs: 3, seed: 2 });
+    runs[step ?? 'default'] = await train.trainLoop(model, sliceBatches(xs, ys, 20), { epochs: 2, step });
+    weights[step ?? 'default'] = weightsOf(model);
+    model.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensors left (the loop disposes the optimizer it made)');
+  assert.equal(runs.default.step.kind, 'fused');
+  assert.match(runs.default.step.reason, /^fused step: 2 dense layer\(s\)/);
+  assert.equal(runs.stock.step.kind, 'stock');
+  assert.match(runs.stock.step.reason, /asked for/);
+  assert.ok(maxDiff(weights.default, weights.stock) < 1e-6, `max weight diff ${maxDiff(weights.default, weights.stock)}`);
+  tf.dispose([xs, ys, labels]);
+});
+
+test('seedTrainStep falls back to the stock step and says why; asking for fused where it cannot warns', async () => {
+  await useBackend('wasm');
+  const model = train.mlp({ inputs: 4, hidden: [3], outputs: 2 });
+  const adam = tf.train.adam(0.01);
+  const quiet = train.seedTrainStep(model, { optimizer: adam });
+  assert.equal(quiet.kind, 'stock');
+  assert.match(quiet.reason, /stock optimizer\.minimize step \(the optimizer is Adam/);
+  quiet.dispose();
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (m: string) => void warnings.push(m);
+  try {
+    const asked = train.seedTrainStep(model, { step: 'fused', loss: 'meanSquaredError' });
+    assert.equal(asked.kind, 'stock');
+    asked.dispose();
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /fused step is not possible here \(the loss is meanSquaredError/);
+  adam.dispose();
+  model.dispose();
+});
+
+test('lossFn returns one function per name, and lossName finds the name again', () => {
+  assert.equal(train.lossFn('softmaxCrossEntropy'), train.lossFn('softmaxCrossEntropy'));
+  assert.equal(train.lossName(train.lossFn('categoricalCrossentropy')), 'categoricalCrossentropy');
+  assert.equal(train.lossName('softmaxCrossEntropy'), 'softmaxCrossEntropy');
+  assert.equal(train.lossName((y: tf.Tensor, o: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, o) as tf.Scalar), null);
+  assert.equal(train.lossName('hinge'), null);
+  assert.throws(() => train.lossFn('hinge' as train.LossName), /unknown loss 'hinge'/);
+});
+
+test("fit with step 'fused' trains like model.fit, with the same logs, history and callbacks", async () => {
+  await useBackend('wasm');
+  const { xs, ys, labels } = blobs(100, 10, 3, 51);
+  const results: Record<string, train.FitResult> = {};
+  const weights: Record<string, Float32Array[]> = {};
+  const batchCalls: Record<string, number> = { stock: 0, fused: 0 };
+  for (const step of ['stock', 'fused'] as const) {
+    const model = train.mlp({ inputs: 10, hidden: [16], outputs: 3, seed: 5 });
+    model.compile({ optimizer: tf.train.momentum(0.01, 0.9), loss: train.lossFn('softmaxCrossEntropy') });
+    const lines: string[] = [];
+    results[step] = await train.fit(model, xs, ys, { batchSize: 20, epochs: 3, shuffle: false, step, log: (l) => lines.push(l), onBatchEnd: () => void batchCalls[step]++ });
+    assert.equal(lines.length, 3);
+    assert.match(lines[2], /^Epoch 3\/3 - 5\/5 - .* - loss: \d\.\d{4}$/);
+    weights[step] = weightsOf(model);
+    model.dispose();
+  }
+  assert.equal(results.fused.step.kind, 'fused');
+  assert.equal(results.stock.step.kind, 'stock');
+  assert.equal(batchCalls.fused, 15);
+  assert.equal(batchCalls.stock, 15);
+  assert.ok(maxDiff(weights.fused, weights.stock) < 1e-5, `max weight diff ${maxDiff(weights.fused, weights.stock)}`);
+  const lossOf = (r: train.FitResult) => r.history.history.loss as number[];
+  assert.equal(lossOf(results.fused).length, 3);
+  lossOf(results.fused).forEach((l, i) => assert.ok(Math.abs(l - lossOf(results.stock)[i]) < 1e-5, `epoch ${i} loss ${l} vs ${lossOf(results.stock)[i]}`));
+  // A model compiled with metrics cannot take the fused path (it logs the loss only): model.fit runs, with a warning.
+  const withMetrics = train.mlp({ inputs: 10, hidden: [4], outputs: 3 });
+  withMetrics.compile({ optimizer: tf.train.sgd(0.1), loss: train.lossFn('softmaxCrossEntropy'), metrics: ['accuracy'] });
+  const warn = console.warn;
+  const warnings: string[] = [];
+  console.warn = (m: string) => void warnings.push(m);
+  try {
+    const r = await train.fit(withMetrics, xs, ys, { batchSize: 50, epochs: 1, step: 'fused' });
+    assert.equal(r.step.kind, 'stock');
+  } finally {
+    console.warn = warn;
+  }
+  assert.match(warnings.join('\n'), /compiled with metrics \(acc\)/);
+  withMetrics.dispose();
+  tf.dispose([xs, ys, labels]);
 });

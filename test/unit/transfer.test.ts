@@ -1,13 +1,10 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../lib/backends/device';
+import { useBackend } from '../../lib/backends';
 import '../../lib/backends/wasm-conv-grad';
 import * as transfer from '../../lib/transfer';
 import * as transferSource from '../../lib/experiments/transfer-source';
-import { tempDir } from '../support/helpers';
 
 before(async () => {
   await useBackend('wasm');

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../../lib/backends/device';
+import * as device from '../../../lib/backends';
+import * as native from '../../../lib/backends/native';
+import * as registry from '../../../lib/backends/registry';
 
 test('listBackends finds wasm and cpu here and ranks wasm above cpu', async () => {
   const probes = await device.listBackends({ refresh: true });
@@ -47,7 +49,7 @@ test('GPULAB_BACKEND forces a backend when no request is given', async () => {
 test('an unavailable backend falls back and says what was missing and what ran instead', async () => {
   const warn = console.warn;
   console.warn = () => {};
-  device.registerBackendProvider({
+  registry.registerBackendProvider({
     name: 'tensorflow',
     probe: async () => ({
       name: 'tensorflow', available: false, accelerator: false, software: false, deviceName: '',
@@ -63,23 +65,23 @@ test('an unavailable backend falls back and says what was missing and what ran i
     assert.match(unknown.fallbackNote ?? '', /unknown/);
   } finally {
     console.warn = warn;
-    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow() });
+    registry.registerBackendProvider({ name: 'tensorflow', probe: () => native.probeTensorflow() });
   }
 });
 
 test('probeTensorflow names a missing package, and a missing CUDA library', async () => {
-  const notInstalled = await device.probeTensorflow((id) => {
+  const notInstalled = await native.probeTensorflow((id) => {
     throw new Error(`Cannot find module '${id}'`);
   });
   assert.equal(notInstalled.available, false);
   assert.match(notInstalled.reason ?? '', /@tensorflow\/tfjs-node-gpu is not installed/);
-  const noCuda = await device.probeTensorflow((id) => {
+  const noCuda = await native.probeTensorflow((id) => {
     if (id.endsWith('-gpu')) throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');
     throw new Error(`Cannot find module '${id}'`);
   });
   assert.equal(noCuda.available, false);
   assert.match(noCuda.reason ?? '', /cannot load libcudart\.so\.11\.0/);
-  assert.equal(device.missingLibraryFrom('libcudnn.so.8: cannot open shared object file'), 'libcudnn.so.8');
+  assert.equal(native.missingLibraryFrom('libcudnn.so.8: cannot open shared object file'), 'libcudnn.so.8');
 });
 
 test('activateBackend refuses a backend tfjs does not have', async () => {
@@ -96,7 +98,7 @@ test('native packages absent: a forced tensorflow backend falls back, naming the
     throw new Error(`Cannot find module '${id}'`);
   };
   try {
-    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow(absent, () => true, () => false) });
+    registry.registerBackendProvider({ name: 'tensorflow', probe: () => native.probeTensorflow(absent, () => true, () => false) });
     const info = await device.useBackend();
     assert.notEqual(info.backend, 'tensorflow');
     assert.equal(tf.getBackend(), info.backend);
@@ -106,7 +108,7 @@ test('native packages absent: a forced tensorflow backend falls back, naming the
   } finally {
     delete process.env.GPULAB_BACKEND;
     console.warn = warn;
-    device.registerBackendProvider({ name: 'tensorflow', probe: () => device.probeTensorflow() });
+    registry.registerBackendProvider({ name: 'tensorflow', probe: () => native.probeTensorflow() });
   }
   await device.useBackend('wasm');
 });
@@ -123,17 +125,17 @@ test("tfjs-node-gpu that loads but cannot open CUDA runs on the CPU: a native CP
     return {};
   };
   try {
-    const missing = await device.probeTensorflow(fakeTensorflow(false, '2.9.1'), (lib) => lib !== 'libcudnn.so.8', () => true);
+    const missing = await native.probeTensorflow(fakeTensorflow(false, '2.9.1'), (lib) => lib !== 'libcudnn.so.8', () => true);
     assert.equal(missing.available, true);
     assert.equal(missing.accelerator, false);
     assert.equal(missing.rank, 60);
     assert.equal(missing.native?.device, 'CPU');
     assert.match(missing.reason ?? '', /TensorFlow 2\.9\.1 on CPU.*tfjs-node-gpu is installed but cannot load libcudnn\.so\.8 \(it needs CUDA 11\.2 \+ cuDNN 8\.1/);
     tf.removeBackend('tensorflow');
-    const noGpu = await device.probeTensorflow(fakeTensorflow(false, '2.21.0'), () => true, () => true);
+    const noGpu = await native.probeTensorflow(fakeTensorflow(false, '2.21.0'), () => true, () => true);
     assert.match(noGpu.reason ?? '', /sees no CUDA GPU \(it needs an NVIDIA driver and CUDA 12/);
     tf.removeBackend('tensorflow');
-    const ok = await device.probeTensorflow(fakeTensorflow(true, '2.21.0'), () => false, () => true);
+    const ok = await native.probeTensorflow(fakeTensorflow(true, '2.21.0'), () => false, () => true);
     assert.equal(ok.available, true);
     assert.equal(ok.accelerator, true);
     assert.equal(ok.rank, 100);
@@ -144,11 +146,11 @@ test("tfjs-node-gpu that loads but cannot open CUDA runs on the CPU: a native CP
     if (real) tf.registerBackend('tensorflow', real, 3);
   }
   assert.deepEqual(
-    device.TFJS_NODE_GPU_CUDA_LIBRARIES.filter((l) => /libcudart\.so\.11|libcudnn\.so\.8/.test(l)),
+    native.TFJS_NODE_GPU_CUDA_LIBRARIES.filter((l) => /libcudart\.so\.11|libcudnn\.so\.8/.test(l)),
     ['libcudart.so.11.0', 'libcudnn.so.8'],
   );
-  assert.equal(device.canLoadSharedLibrary('libgpulab-does-not-exist.so.1'), false);
-  assert.equal(device.canLoadSharedLibrary('libc.so.6'), true);
+  assert.equal(native.canLoadSharedLibrary('libgpulab-does-not-exist.so.1'), false);
+  assert.equal(native.canLoadSharedLibrary('libc.so.6'), true);
 });
 
 test('ranking: native GPU › hardware WebGPU › native CPU › wasm › software WebGPU › cpu', async () => {

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../../lib/backends/device';
+import * as device from '../../../lib/backends';
 import * as native from '../../../lib/backends/native';
 import { ROOT } from '../../support/helpers';
 import { gradientComputation, relativeError, seeded, trainingComputation, valuesOn, type Computation } from '../../support/parity';
@@ -94,7 +94,7 @@ test("a failed setup's record becomes the probe's reason", async () => {
     assert.match(native.setupHint(), /run npm run setup:tensorflow/);
     fs.writeFileSync(path.join(dir, 'status-cpu.json'), JSON.stringify({ ok: false, variant: 'cpu', step: 'wheel', reason: 'pip could not download tensorflow-cpu==2.21.0', fix: 'check pip' }));
     assert.equal(native.setupStatus('cpu')?.step, 'wheel');
-    const p = await device.probeTensorflow((id) => {
+    const p = await native.probeTensorflow((id) => {
       throw new Error(`Cannot find module '${id}'`);
     }, () => true, () => false);
     assert.equal(p.available, false);
@@ -147,7 +147,7 @@ test('tfjs-node-gpu that loads without a GPU counts as a native CPU backend, nam
   };
   assert.equal(tf.findBackendFactory('tensorflow'), null, 'this test runs before the real backend loads');
   try {
-    const p = await device.probeTensorflow(fake, (lib) => lib !== 'libcudnn.so.9', () => true);
+    const p = await native.probeTensorflow(fake, (lib) => lib !== 'libcudnn.so.9', () => true);
     assert.equal(p.available, true);
     assert.equal(p.accelerator, false);
     assert.equal(p.rank, 60);
@@ -261,10 +261,68 @@ test('no tensors leak through the fast kernels', async (t) => {
   const W = tf.tensor2d(seeded(30 * 20, 31), [30, 20]);
   const Bi = tf.tensor1d(seeded(20, 32));
   const warm = () => tf.tidy(() => tf.grads((a, w) => tf.sum(tf.relu(tf.fused.matMul({ a: a as tf.Tensor2D, b: w as tf.Tensor2D, bias: Bi, activation: 'relu' }))))([A, W]));
-  tf.dispose(warm()); // the kept constants (shape tensors, scalars) are made once
   const before = tf.memory().numTensors;
   for (let i = 0; i < 5; i++) tf.dispose(warm());
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([A, W, Bi]);
+  await device.useBackend('wasm');
+});
+
+// --- regression tests: the fast kernels keep tfjs's contract (issue 21) ---
+
+test('the fast kernels still work after the tensorflow backend is re-created (tf.engine().reset())', async (t) => {
+  if (!(await haveNative(t))) return;
+  await device.useBackend('tensorflow');
+  // Run every fast path once on this backend instance, with the shapes and constants used below.
+  tf.tidy(() => {
+    tf.ones([6]).reshape([2, 3]);
+    tf.step(tf.tensor1d([-1, 2]), 0.5);
+    tf.matMul(tf.ones([1, 2, 3]), tf.ones([1, 3, 2]));
+  });
+  tf.engine().reset(); // disposes the backend instance; the next use creates a new one
+  await device.useBackend('tensorflow');
+  assert.equal(native.nativeFastKernelsInstalled(), true);
+  native.resetNativeKernelStats();
+  const r = tf.ones([6]).reshape([2, 3]);
+  assert.deepEqual(r.shape, [2, 3]);
+  assert.deepEqual(Array.from(r.dataSync()), [1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(Array.from(tf.step(tf.tensor1d([-1, 0, 2, NaN]), 0.5).dataSync()), [0.5, 0.5, 1, NaN]);
+  const m = tf.matMul(tf.ones([1, 2, 3]), tf.ones([1, 3, 2]));
+  assert.deepEqual(m.shape, [1, 2, 2]);
+  assert.deepEqual(Array.from(m.dataSync()), [3, 3, 3, 3]);
+  const used = native.nativeKernelStats();
+  assert.ok(used.reshapes > 0 && used.steps === 1 && used.matMul2d === 1, `the fast paths ran: ${JSON.stringify(used)}`);
+  tf.engine().reset();
+  await device.useBackend('wasm');
+});
+
+test('the fast kernels make no engine-tracked tensors and leave no backend data behind, from the first call', async (t) => {
+  if (!(await haveNative(t))) return;
+  await device.useBackend('tensorflow');
+  const be = tf.backend() as unknown as { numDataIds(): number };
+  const x = tf.tensor1d([-2, 0, 3, NaN]);
+  const a = tf.ones([1, 3, 7]);
+  const b = tf.ones([1, 7, 5]);
+  const bias = tf.ones([5]);
+  const run = () => tf.tidy(() => {
+    tf.ones([21]).reshape([3, 7]); // a shape no test used before
+    tf.step(x, 0.375); // an alpha no test used before
+    tf.matMul(a, b); // 2-D MatMul on reshaped views, reshaped back to rank 3
+    tf.fused.matMul({ a: a.reshape([3, 7]), b: b.reshape([7, 5]), bias, activation: 'relu' });
+  });
+  const tensors = tf.memory().numTensors;
+  const dataIds = be.numDataIds();
+  run();
+  assert.equal(tf.memory().numTensors, tensors, 'engine-tracked tensors after a tidy');
+  assert.equal(be.numDataIds(), dataIds, 'data ids the backend holds after a tidy');
+  // tfjs's test mode checks every kernel for data it leaves in the backend (what its op suite runs under).
+  tf.env().set('IS_TEST', true);
+  try {
+    assert.doesNotThrow(() => tf.tidy(() => tf.ones([22]).reshape([2, 11])), "no 'internal memory leak' from Reshape");
+    assert.doesNotThrow(() => tf.tidy(() => tf.step(x, 0.625)), "no 'internal memory leak' from Step");
+  } finally {
+    tf.env().set('IS_TEST', false);
+  }
+  tf.dispose([x, a, b, bias]);
   await device.useBackend('wasm');
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { onActivate, useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
+import { onActivate } from '../../../lib/backends/registry';
 import { wasmThreads } from '../../../lib/env';
 import * as wf from '../../../lib/backends/wasm-fast';
 import { ROOT } from '../../support/helpers';
@@ -264,4 +265,45 @@ test('GPULAB_WASM_THREADS=2 really runs the threaded build with 2 threads, and c
   assert.equal(r.threads, 2);
   assert.ok(r.diff < 1e-4, `diff ${r.diff}`);
   assert.ok(path.isAbsolute(ROOT));
+});
+
+test('a matMul whose inner dimensions differ throws the stock kernel error on every route (fold path included)', async () => {
+  await useBackend('wasm');
+  const cases: { a: number[]; b: number[]; tA: boolean; tB: boolean }[] = [
+    { a: [2, 3, 2], b: [4, 2], tA: false, tB: false }, // batched × shared: the fold path
+    { a: [2, 3, 5], b: [4, 2], tA: false, tB: false }, // the fold path would read past b
+    { a: [2, 2, 3], b: [4, 2], tA: true, tB: false },
+    { a: [2, 3, 2], b: [2, 4], tA: false, tB: true },
+    { a: [3, 2], b: [4, 3], tA: true, tB: false }, // 2-D, explicit transpose
+    { a: [2, 3, 2], b: [2, 4, 2], tA: false, tB: false }, // both batched (the stock kernel)
+  ];
+  for (const c of cases) {
+    const a = tf.ones(c.a);
+    const b = tf.ones(c.b);
+    const label = `a=${c.a} b=${c.b} tA=${c.tA} tB=${c.tB}`;
+    const messageOf = (): string => {
+      try {
+        tf.matMul(a, b, c.tA, c.tB).dispose();
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    wf.uninstallFastKernels();
+    const stock = messageOf();
+    wf.installFastKernels();
+    const fast = messageOf();
+    assert.match(stock, /^Error in matMul: inner shapes \(\d+\) and \(\d+\) .* must match\.$/, `${label}: the stock kernel throws`);
+    assert.equal(fast, stock, label);
+    tf.dispose([a, b]);
+  }
+  // The fused kernel called directly (tf.fused.matMul checks shapes before it reaches the kernel):
+  // the routes the override takes (fold, explicit transpose) throw the fused op's error too.
+  const a = tf.ones([2, 3, 2]);
+  const aT = tf.ones([1, 2, 3]);
+  const b = tf.ones([1, 4, 2]);
+  const fused = (x: tf.Tensor, transposeA: boolean) => () => tf.engine().runKernel('_FusedMatMul', { a: x, b }, { transposeA, transposeB: false, activation: 'linear' });
+  assert.throws(fused(a, false), /^Error: Error in fused matMul: inner shapes \(2\) and \(4\) of Tensors with shapes 2,3,2 and 1,4,2 and transposeA=false and transposeB=false must match\.$/);
+  assert.throws(fused(aT, true), /^Error: Error in fused matMul: inner shapes \(2\) and \(4\) of Tensors with shapes 1,2,3 and 1,4,2 and transposeA=true and transposeB=false must match\.$/);
+  tf.dispose([a, aT, b]);
 });

@@ -12,10 +12,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import * as device from '../../../lib/backends/device';
+import * as device from '../../../lib/backends';
+import * as registry from '../../../lib/backends/registry';
 import * as webgpu from '../../../lib/backends/webgpu';
 import { ROOT } from '../../support/helpers';
-import { gradientComputation, relativeError, seeded, trainingComputation, valuesOn, type Computation } from '../../support/parity';
+import * as train from '../../../lib/train';
+import { fusedStepErrors, gradientComputation, relativeError, seeded, seededBatch, trainingComputation, valuesOn, type Computation } from '../../support/parity';
 
 /** The relative error bound of the issue: ‖webgpu − cpu‖∞ / ‖cpu‖∞ ≤ 1e-5. */
 const TOLERANCE = 1e-5;
@@ -92,12 +94,12 @@ test('a software webgpu adapter ranks below wasm, a hardware one above it', asyn
   });
   try {
     for (const software of [true, false]) {
-      device.registerBackendProvider(fake(software));
+      registry.registerBackendProvider(fake(software));
       const names = (await device.listBackends()).filter((p) => p.available).map((p) => p.name);
       assert.equal(names.indexOf('webgpu') < names.indexOf('wasm'), !software, `software=${software}: ${names.join(' > ')}`);
     }
   } finally {
-    device.registerBackendProvider(webgpu.webgpuProvider);
+    registry.registerBackendProvider(webgpu.webgpuProvider);
   }
 });
 
@@ -121,7 +123,7 @@ test('importing gpulab does not load Dawn, and a Dawn that fails to load only ma
       return resolve.call(this, req, ...rest);
     };
     const g = require(${LIB});
-    const loaded = Object.keys(require.cache).filter((f) => /dawn\\.node|tfjs-backend-webgpu|[\\\\/]webgpu[\\\\/]index/.test(f));
+    const loaded = Object.keys(require.cache).filter((f) => /dawn\\.node|tfjs-backend-webgpu[\\\\/]dist|[\\\\/]webgpu[\\\\/]index/.test(f));
     (async () => {
       const probes = await g.device.listBackends();
       const w = probes.find((p) => p.name === 'webgpu');
@@ -214,6 +216,38 @@ test('gradients through conv, pooling, dense and softmax cross-entropy match the
 test('a short 784-500-10 training run (SGD momentum) matches the cpu backend', async (t) => {
   if (!haveAdapter(t)) return;
   await expectClose('training', trainingComputation(10));
+});
+
+test('the fused training step: its gradients match autodiff on webgpu within 1e-5, and it trains like the stock step', async (t) => {
+  if (!haveAdapter(t)) return;
+  await device.activateBackend('webgpu');
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  const model = train.mlp({ inputs: 64, hidden: [48], outputs: 10, seed: 3 });
+  const { xs, ys } = seededBatch(24, [64], 10, 5);
+  const e = await fusedStepErrors(model, xs, ys);
+  const worst = Math.max(e.loss, ...e.grads);
+  errors['fused step vs autodiff'] = Number(worst.toExponential(2));
+  assert.ok(worst <= TOLERANCE, `fused vs autodiff on webgpu: ${JSON.stringify(e)}`);
+  // A few updates: the same losses as the stock step, and no tensors left per step.
+  const losses: Record<string, number[]> = {};
+  for (const kind of ['stock', 'fused'] as const) {
+    const m = train.mlp({ inputs: 64, hidden: [48], outputs: 10, seed: 3 });
+    const step = train.seedTrainStep(m, { learningRate: 0.05, momentum: 0.9, step: kind });
+    tf.dispose(step.run(xs, ys));
+    const n = tf.memory().numTensors;
+    losses[kind] = [];
+    for (let i = 0; i < 3; i++) {
+      const loss = step.run(xs, ys);
+      losses[kind].push((await loss.data())[0]);
+      loss.dispose();
+    }
+    assert.equal(tf.memory().numTensors, n, `${kind}: tensors grew per step`);
+    step.dispose();
+    m.dispose();
+  }
+  assert.ok(relativeError(losses.fused, losses.stock) <= TOLERANCE, `losses ${losses.fused} vs ${losses.stock}`);
+  tf.dispose([xs, ys]);
+  model.dispose();
 });
 
 test('shutdown releases the GPU and webgpu can start again; a process using webgpu exits by itself', async (t) => {

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
 import * as batches from '../../../lib/data/batches';
 import { generateStandIn } from '../../../lib/data/fashion-mnist';
 import type { ImageSet } from '../../../lib/data/image-set';

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
 import * as imageDirectory from '../../../lib/data/image-directory';
 import { tempDir } from '../../support/helpers';
 

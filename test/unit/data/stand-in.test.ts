@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
 import { generateImages } from '../../../lib/data/stand-in';
 import { mixSeed, mulberry32 } from '../../../lib/random';
 import { BatchSource, toTensors } from '../../../lib/data/batches';

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
 import { generateStandIn } from '../../../lib/data/fashion-mnist';
 import * as experiments from '../../../lib/experiments';
+import * as kernelSets from '../../../lib/backends/kernel-sets';
 
 const { train: trainSet, test: testSet } = generateStandIn({ trainCount: 400, testCount: 200, seed: 5 });
 
@@ -93,4 +94,40 @@ test('loopVsFit alternates loop and fit epochs on the same data and reports per-
   assert.ok(r.ratios.includes(r.medianRatio));
   assert.ok(Number.isFinite(r.loopFinalLoss) && Number.isFinite(r.fitFinalLoss));
   assert.ok(r.flopsPerEpoch.counted > r.flopsPerEpoch.needed);
+});
+
+test('compareTraining runs every variant on the same batches, one epoch each in turn, and restores the kernels', async () => {
+  await useBackend('wasm');
+  const before = tf.memory().numTensors;
+  const wasm = kernelSets.forBackend('wasm')!;
+  assert.equal(wasm.installed(), true);
+  const seen: boolean[] = [];
+  const spy: kernelSets.KernelSet = { ...wasm, install: () => { seen.push(true); wasm.install(); }, uninstall: () => { seen.push(false); wasm.uninstall(); } };
+  const r = await experiments.compareTraining(trainSet, {
+    epochs: 2,
+    maxSamples: 200,
+    variants: [
+      { label: 'loop, stock kernels, stock step', kernels: null, path: 'loop', step: 'stock' },
+      { label: 'loop, gpulab kernels, fused step', kernels: spy, path: 'loop' },
+      { label: 'fit, gpulab kernels', kernels: spy, path: 'fit' },
+      { label: 'fit through the fused step', path: 'fit', step: 'fused' },
+    ],
+  });
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(wasm.installed(), true, 'the gpulab kernels are back');
+  assert.ok(seen.includes(false) && seen.includes(true));
+  assert.deepEqual(r.rows.map((x) => [x.kernels, x.path, x.step]), [
+    ['stock tfjs kernels', 'loop', 'stock'],
+    ['gpulab wasm kernels', 'loop', 'fused'],
+    ['gpulab wasm kernels', 'fit', 'stock'],
+    ['as installed', 'fit', 'fused'],
+  ]);
+  for (const row of r.rows) {
+    assert.equal(row.epochSeconds.length, 2);
+    assert.ok(Math.abs(row.projectedSeconds - row.seconds * (5 / 2) * (400 / 200)) < 1e-9);
+    assert.ok(row.gflopsCounted > 0 && Number.isFinite(row.finalLoss));
+  }
+  // The stock and the fused step, from the same start on the same batches, end at (nearly) the same loss.
+  assert.ok(Math.abs(r.rows[0].finalLoss - r.rows[1].finalLoss) < 1e-4, `${r.rows[0].finalLoss} vs ${r.rows[1].finalLoss}`);
+  await assert.rejects(experiments.compareTraining(trainSet, { variants: [] }), /no variants/);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../../../lib/backends/device';
+import { useBackend } from '../../../lib/backends';
 import * as tm from '../../../lib/experiments/training-memory';
 import type { BatchSizeSearch, BatchTrial } from '../../../lib/memory';
 import * as train from '../../../lib/train';
