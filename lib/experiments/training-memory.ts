@@ -162,6 +162,12 @@ export interface Technique {
    * float16 weight store would hold. tfjs has no float16 dtype, so they still take 4 bytes.
    */
   float16Weights?: boolean;
+  /**
+   * The training step (`train.trainLoop`'s `step`). Default `'stock'` (tfjs's autodiff), so
+   * that the rows differ only by the technique; `'fused'` is gpulab's fused step, where the model
+   * allows it. Accumulation always runs the stock step.
+   */
+  step?: train.StepKind;
 }
 
 /** Options of {@link largestBatch}. */
@@ -219,7 +225,7 @@ export async function largestBatch(build: () => tf.LayersModel, technique: Techn
   const roundWeights = technique.float16Weights ? () => vars.forEach((v) => tf.tidy(() => v.assign(roundTensor(v, 'float16')))) : undefined;
   const update = (batchSize: number, updates: number) =>
     train.trainLoop(net, () => randomBatches(updates * accumulate, batchSize, shape, classes), {
-      epochs: 1, optimizer, accumulate, onBatchEnd: roundWeights && (({ batch }) => { if ((batch + 1) % accumulate === 0) roundWeights(); }),
+      epochs: 1, optimizer, accumulate, step: accumulate > 1 ? undefined : technique.step ?? 'stock', onBatchEnd: roundWeights && (({ batch }) => { if ((batch + 1) % accumulate === 0) roundWeights(); }),
     });
   try {
     const search = await memory.findMaxBatchSize((b) => update(b, 1), { budgetBytes: base + options.budgetBytes, start: options.start ?? 16, maxBatch: options.maxBatch ?? 8192, refineSteps: options.refineSteps });

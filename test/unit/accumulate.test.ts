@@ -44,7 +44,7 @@ for (const backend of ['wasm', 'tensorflow'] as const) {
   test(`accumulating micro-batches of 25 and 50 gives the weights of plain batch 100 (${backend})`, async (t) => {
     if (!(await onBackendOrSkip(t, backend))) return;
     const { xs, ys } = data(300);
-    const plain = await deltasAfter(xs, ys, 100);
+    const plain = await deltasAfter(xs, ys, 100, { step: 'stock' });   // the same gradient path as accumulation
     const by25 = await deltasAfter(xs, ys, 25, { accumulate: 4 });
     const by50 = await deltasAfter(xs, ys, 50, { accumulate: 2 });
     const real25 = await deltasAfter(xs, ys, 25);
@@ -79,10 +79,11 @@ test('weights change once per effective batch; a partial group is applied at the
   assert.equal(r.updates, 2, 'the 5th micro-batch (10 rows) is applied when the epoch ends');
   assert.equal(r.epochs[0].updates, 2);
   // Micro-batches of 40, 40, 30 accumulated into one update equal one batch of 110: only if weighted by size.
-  const oneBatch = await deltasAfter(xs, ys, 110);
+  const oneBatch = await deltasAfter(xs, ys, 110, { step: 'stock' });
   const uneven = await deltasAfter(xs, ys, 40, { accumulate: 3 });
   assertSameUpdates(uneven.deltas, oneBatch.deltas, '40 + 40 + 30');
   await assert.rejects(train.trainLoop(model, () => [], { epochs: 1, accumulate: 0 }), /accumulate must be a positive integer, got 0/);
+  await assert.rejects(train.trainLoop(model, () => [], { epochs: 1, accumulate: 2, step: 'fused' }), /accumulate runs the stock step/);
   train.disposeOptimizer(optimizer);
   model.dispose();
   tf.dispose([xs, ys]);

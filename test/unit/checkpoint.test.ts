@@ -121,7 +121,7 @@ test('a checkpointed model trains with trainLoop and model.fit like the plain on
   const batches = () => [{ xs: batch.xs.slice([0, 0], [32, 16]), ys: batch.ys.slice([0, 0], [32, 5]) }, { xs: batch.xs.slice([32, 0], [32, 16]), ys: batch.ys.slice([32, 0], [32, 5]) }];
   const optA = tf.train.sgd(0.1);
   const optB = tf.train.sgd(0.1);
-  await train.trainLoop(a, batches, { epochs: 2, optimizer: optA });
+  await train.trainLoop(a, batches, { epochs: 2, optimizer: optA, step: 'stock' });
   await train.trainLoop(ck, batches, { epochs: 2, optimizer: optB });
   const wa = a.getWeights().map((w) => w.dataSync() as Float32Array);
   b.getWeights().forEach((w, i) => assert.ok(relativeError(w.dataSync(), wa[i]) < 1e-6, `weight ${i} after trainLoop`));
