@@ -12,6 +12,7 @@ import * as flops from '../lib/flops';
 import * as results from '../lib/results';
 import * as timing from '../lib/timing';
 import * as train from '../lib/train';
+import { MiB } from '../lib/units';
 import * as wasmFast from '../lib/backends/wasm-fast';
 
 type Result = results.Result;
@@ -221,7 +222,7 @@ export async function batchSweepSuite(ctx: BenchContext): Promise<SuiteOutput> {
       params: { batchSize: b, steps: p.steps, hidden: 500 },
       extra: { samplesPerSecond: p.samplesPerSecond, secondsPerEpochDerived: p.secondsPerEpoch, gflops: p.gflops, stepBytes: p.stepBytes },
     }, p.timing.samples, ctx.ds));
-    out.rows.push({ experiment: 'batch sweep', variant: `batch ${b}`, median: p.timing.median / p.steps, unit: 's/step', gflops: p.gflops, note: `${p.samplesPerSecond.toFixed(0)} samples/s, step memory ${(p.stepBytes / 2 ** 20).toFixed(1)} MiB` });
+    out.rows.push({ experiment: 'batch sweep', variant: `batch ${b}`, median: p.timing.median / p.steps, unit: 's/step', gflops: p.gflops, note: `${p.samplesPerSecond.toFixed(0)} samples/s, step memory ${(p.stepBytes / MiB).toFixed(1)} MiB` });
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /**
- * Microbenchmark of the wasm matmul fix alone (lib/wasm-fast): the seed MLP's first-layer matmuls
+ * Microbenchmark of the wasm matmul fix alone (lib/backends/wasm-fast.ts): the seed MLP's first-layer matmuls
  * and the seed experiment, each with tfjs's stock wasm kernels and with gpulab's overrides.
  * (`npm run bench` runs the same suites among the others.)
  *

@@ -5,11 +5,13 @@
  * import { tf, pl, device, timing, charts, nb, env, data, train, setup } from 'gpulab';
  * ```
  *
- * `tf` and `pl` are the same TensorFlow.js and nodejs-polars instances the library uses. The
- * other exports are one namespace per module, by role:
+ * `tf` and `pl` are the same TensorFlow.js and nodejs-polars instances the library uses; `MiB`
+ * and `GiB` are the byte units every conversion divides by. The other exports are one namespace
+ * per module, by role:
  *
- * - core measurement and reporting: `device` (backend choice), `timing` (warm-up, sync,
- *   repeats), `memory` (peaks, leaks, step memory), `monitor` (sampler, nvidia-smi, kernel
+ * - core measurement and reporting: `device` (backend choice: `./backends`, which imports every
+ *   backend so each registers itself, then `device`'s ranking and selection), `timing` (warm-up,
+ *   sync, repeats), `memory` (peaks, leaks, step memory), `monitor` (sampler, nvidia-smi, kernel
  *   profile, pipeline split, kernel trace), `flops`, `results`, `charts`, `nb` and `setup` (notebook output),
  *   `env` (paths, quick mode);
  * - data: `data` (Fashion-MNIST or its stand-in, IDX, batching, tabular), `imageDirectory`
@@ -19,15 +21,19 @@
  * - techniques: `precision`, `transfer`, `pruning`, `complexity`, `roofline` (measured ceilings,
  *   kernel regimes, MFU);
  * - backends: `wasmFast`, `wasmConvGrad`, `webgpu` and `native`, providers and tfjs 4.22
- *   patches that register on import; `nativeOps` (TensorFlow ops as kernels, op counts) and
- *   `kernelSets` (each backend's overrides, one install/uninstall shape);
- * - experiments: `experiments` (the measurements notebooks 01/02 and the bench share, and
- *   `experiments.transferSource`, notebook 06's source task).
+ *   patches, each registered when imported; `nativeOps` (TensorFlow ops as kernels, op counts)
+ *   and `kernelSets` (each backend's overrides, one install/uninstall shape);
+ * - experiments: `experiments`, measurements shared by more than one caller (notebooks 01 and 02
+ *   and `npm run bench`), and `experiments.transferSource`, notebook 06's source task.
+ *
+ * The layers these modules form (every import points down) are declared in
+ * test/unit/layers.test.ts, which fails on an import that climbs or on an import cycle.
  */
 export * as tf from '@tensorflow/tfjs';
 export { default as pl } from 'nodejs-polars';
+export { MiB, GiB } from './units';
 
-// --- backends: every provider registers itself when its module is imported (./backends) ---
+// --- core measurement and reporting ---
 export * as device from './backends';
 export * as timing from './timing';
 export * as memory from './memory';
@@ -65,5 +71,5 @@ export * as nativeOps from './backends/native-ops';
 /** gpulab's kernel overrides per backend, one install/uninstall shape (`kernelSets.forBackend('wasm')`). */
 export * as kernelSets from './backends/kernel-sets';
 
-// --- experiments: fixtures that serve one notebook each ---
+// --- experiments: measurements that notebooks 01/02 and the bench share; notebook 06's source task ---
 export * as experiments from './experiments';

@@ -5,7 +5,7 @@
  *   `monitor.Sampler`) and a batch-size finder that grows the batch until a memory budget or a
  *   real allocation failure ({@link findMaxBatchSize}).
  * - Tensors a piece of work leaves behind ({@link leakGuard}) and per epoch of a loop
- *   ({@link trackEpochMemory} / {@link leakVerdict}; also exported as `monitor.*`).
+ *   ({@link trackEpochMemory} / {@link leakVerdict}).
  * - The tensor memory of one training step ({@link stepMemory}, from `tf.profile`), and its
  *   anatomy: weights, gradients, optimizer state, batch, activations and temporaries, each
  *   measured and predicted from the layer shapes ({@link anatomy}, {@link predictAnatomy}).
@@ -20,7 +20,8 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
 import pl from 'nodejs-polars';
-import { MB, f64, str } from './monitor/columns';
+import { f64, str } from './monitor/columns';
+import { MiB } from './units';
 import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor/sampler';
 import { disposeOptimizer, lossFn, makeOptimizer, optimizerKind, seedOptimizer, trainableVariables, type Batch, type LossFn, type LossName, type OptimizerKind } from './train';
 
@@ -338,7 +339,7 @@ export function leakVerdict(rows: readonly EpochMemory[]): LeakVerdict {
   const bytesPerEpoch = (later[later.length - 1].numBytes - later[0].numBytes) / n;
   const last = rows[rows.length - 1];
   const summary = leaking
-    ? `${variant}: leaks ≈${Math.round(tensorsPerEpoch)} tensors (${(bytesPerEpoch / MB).toFixed(2)} MB) per epoch; ${last.tensorsAdded} tensors after ${rows.length - 1} epochs.`
+    ? `${variant}: leaks ≈${Math.round(tensorsPerEpoch)} tensors (${(bytesPerEpoch / MiB).toFixed(2)} MB) per epoch; ${last.tensorsAdded} tensors after ${rows.length - 1} epochs.`
     : `${variant}: no growth after the first epoch (${last.tensorsAdded} tensors kept in total, e.g. optimizer slots).`;
   return { variant, leaking, tensorsPerEpoch, bytesPerEpoch, tensorsAdded: last.tensorsAdded, bytesAdded: last.bytesAdded, summary };
 }
@@ -349,9 +350,9 @@ export function epochMemoryToDataFrame(rows: readonly EpochMemory[]): pl.DataFra
     str('variant', rows.map((r) => r.variant)),
     f64('epoch', rows.map((r) => r.epoch)),
     f64('num_tensors', rows.map((r) => r.numTensors)),
-    f64('mb', rows.map((r) => r.numBytes / MB)),
+    f64('mb', rows.map((r) => r.numBytes / MiB)),
     f64('tensors_added', rows.map((r) => r.tensorsAdded)),
-    f64('mb_added', rows.map((r) => r.bytesAdded / MB)),
+    f64('mb_added', rows.map((r) => r.bytesAdded / MiB)),
   ]);
 }
 
@@ -420,30 +421,85 @@ export async function tensorPeak<T>(fn: () => T | Promise<T>): Promise<TensorPea
   return { value: value as T, peakBytes, addedBytes: peakBytes - start, newTensors: info.newTensors };
 }
 
-/** Memory of one training step, from `tf.profile`. */
+/** Memory of one training step, from `tf.profile`, and the model's share of it. */
 export interface StepMemory {
-  /** Highest tensor bytes alive during the step (everything, weights and data included). */
+  /** Highest tensor bytes alive during the step (everything the process holds included). */
   peakBytes: number;
   /** Bytes alive just before the step. */
   beforeBytes: number;
   /** peakBytes − beforeBytes: activations, gradients and temporaries of this batch. */
   stepBytes: number;
+  /** The model's weights. */
+  weightBytes: number;
+  /** The optimiser's state alive before the step (momentum or Adam slots, the iteration count). */
+  optimizerBytes: number;
+  /** The batch: inputs and labels. */
+  batchBytes: number;
+  /**
+   * What one step of this model needs at its peak, whatever else the process holds:
+   * weights + optimiser state + batch + the step's own temporaries.
+   */
+  totalBytes: number;
+}
+
+/** Options for {@link stepMemory}. */
+export interface StepMemoryOptions {
+  /** The optimiser of an uncompiled model. Default: {@link seedOptimizer} (created and disposed here). */
+  optimizer?: tf.Optimizer;
+  /** The loss of an uncompiled model. Default `'softmaxCrossEntropy'`. */
+  loss?: LossName | LossFn;
+  /** Steps before the profiled one, so the optimiser's state exists as it does in training. Default 1. */
+  warmup?: number;
+}
+
+function bytesOf(shape: readonly number[], dtype: tf.DataType): number {
+  return tf.util.sizeFromShape([...shape]) * tf.util.bytesPerElement(dtype);
+}
+
+/** Bytes of an optimiser's state: its slots, and the iteration count (`getWeights` makes that scalar anew; it is disposed here). */
+async function optimizerStateBytes(optimizer: tf.Optimizer): Promise<number> {
+  let bytes = 0;
+  for (const { name, tensor } of await optimizer.getWeights()) {
+    bytes += bytesOf(tensor.shape, tensor.dtype);
+    if (name === 'iter') tensor.dispose();
+  }
+  return bytes;
 }
 
 /**
- * Profile one training step on `batch` and report its peak tensor memory. The step really
- * updates the weights (use a throw-away model or optimiser if that matters).
+ * Profile one training step on `batch` and report its peak tensor memory, and how much of it is
+ * the model's own (weights, optimiser state, batch, temporaries). A compiled model
+ * (`model.compile`) steps with its own optimiser and loss (`trainOnBatch`, as `fit` does); an
+ * uncompiled one minimises `options.loss` with `options.optimizer`. The steps really update the
+ * weights (use a throw-away model if that matters).
+ *
+ * ```ts
+ * const m = await memory.stepMemory(model, { xs, ys });
+ * m.totalBytes / MiB;   // weights + optimiser state + batch + activations and gradients
+ * ```
  */
-export async function stepMemory(model: tf.LayersModel, batch: Batch, options: { optimizer?: tf.Optimizer; loss?: LossName | LossFn } = {}): Promise<StepMemory> {
-  const optimizer = options.optimizer ?? seedOptimizer();
+export async function stepMemory(model: tf.LayersModel, batch: Batch, options: StepMemoryOptions = {}): Promise<StepMemory> {
+  const compiled = model.optimizer != null && options.optimizer === undefined && options.loss === undefined;
+  const ownOptimizer = !compiled && options.optimizer === undefined;
+  const optimizer = compiled ? model.optimizer : (options.optimizer ?? seedOptimizer());
   const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
   const vars = trainableVariables(model);
-  const beforeBytes = tf.memory().numBytes;
-  const info = await tf.profile(() => {
-    const l = optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars);
-    l?.dispose();
-  });
-  return { peakBytes: info.peakBytes, beforeBytes, stepBytes: info.peakBytes - beforeBytes };
+  const step = async (): Promise<void> => {
+    if (compiled) await model.trainOnBatch(batch.xs, batch.ys);
+    else optimizer.minimize(() => loss(batch.ys, model.apply(batch.xs, { training: true }) as tf.Tensor), true, vars)?.dispose();
+  };
+  try {
+    for (let i = 0; i < (options.warmup ?? 1); i++) await step();
+    const beforeBytes = tf.memory().numBytes;
+    const info = await tf.profile(step);
+    const weightBytes = model.weights.reduce((sum, w) => sum + bytesOf(w.read().shape, w.dtype), 0);
+    const optimizerBytes = await optimizerStateBytes(optimizer);
+    const batchBytes = bytesOf(batch.xs.shape, batch.xs.dtype) + bytesOf(batch.ys.shape, batch.ys.dtype);
+    const stepBytes = info.peakBytes - beforeBytes;
+    return { peakBytes: info.peakBytes, beforeBytes, stepBytes, weightBytes, optimizerBytes, batchBytes, totalBytes: weightBytes + optimizerBytes + batchBytes + stepBytes };
+  } finally {
+    if (ownOptimizer) disposeOptimizer(optimizer);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,14 +529,9 @@ export const ANATOMY_PARTS: readonly (keyof AnatomyParts)[] = ['weights', 'optim
 /** Bytes of optimizer state per float32 parameter: SGD keeps none, momentum one slot, Adam two moments. */
 export const OPTIMIZER_STATE_BYTES: Readonly<Record<OptimizerKind, number>> = { sgd: 0, momentum: 4, adam: 8 };
 
-/** Bytes per element of a tensor dtype as tfjs stores it. */
-function bytesPerElement(dtype: tf.DataType): number {
-  return dtype === 'bool' ? 1 : dtype === 'complex64' ? 8 : 4;
-}
-
 /** Bytes of a tensor's values (what `tf.memory()` adds for it). */
 export function tensorBytes(t: tf.Tensor): number {
-  return t.size * bytesPerElement(t.dtype);
+  return bytesOf(t.shape, t.dtype);
 }
 
 /** One layer's share of the arithmetic. */

@@ -18,7 +18,7 @@
  * - **Clear errors.** Loading checks every shard holds exactly the bytes the manifest promises;
  *   a missing, unreadable, corrupt or truncated file is named with the problem.
  *
- * `precision` and `transfer` re-export these functions under their earlier names.
+ * Weights stored as float16 or uint8 are encoded by `./float-formats` (shared with `precision`).
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { readFileOrThrow, writeFileAtomic } from './fsutil';
-import { encodeFloat16, float16BitsToNumber, quantizeUint8 } from './precision';
+import { encodeFloat16, float16BitsToNumber, quantizeUint8 } from './float-formats';
 
 // ---------------------------------------------------------------------------------------------
 // Storage: the TensorFlow.js weights format with float32, float16 or 8-bit values

@@ -12,6 +12,16 @@ function send(mime: 'text/markdown' | 'text/html', content: string, plain: strin
   if (!sendBundle({ [mime]: content, 'text/plain': plain })) console.log(plain);
 }
 
+/** What a dataset says about where it came from (`data.loadFashionMnist`'s result fits). */
+export interface DatasetFacts {
+  /** `'generated-stand-in'` when the loader fell back to the generated data. */
+  source: string;
+  /** Why the stand-in is in use, e.g. the download error. */
+  reason?: string;
+  train: { count: number };
+  test: { count: number };
+}
+
 /** Show markdown text as a notebook output. */
 export function markdown(text: string): void {
   send('text/markdown', text, text);
@@ -23,6 +33,27 @@ export function markdown(text: string): void {
  */
 export function notice(text: string): void {
   send('text/markdown', `> **⚠ Notice:** ${text}`, `NOTICE: ${text}`);
+}
+
+/** The notice text for a dataset that is the generated stand-in (empty for the real data). */
+export function standInNotice(ds: DatasetFacts): string {
+  if (ds.source !== 'generated-stand-in') return '';
+  return (
+    `This notebook runs on a **generated stand-in**, not Fashion-MNIST: ${ds.train.count.toLocaleString('en-US')} train and ` +
+    `${ds.test.count.toLocaleString('en-US')} test 28×28 images of synthetic garment silhouettes with noise (seeded, ` +
+    `learnable, same shapes as the real data), because the real Fashion-MNIST files are not in the data cache` +
+    `${ds.reason && /could not be downloaded/.test(ds.reason) ? ' and could not be downloaded here' : ''}. ` +
+    `Accuracies are not comparable with published Fashion-MNIST results; timings are. ` +
+    `Run \`npm run data:fetch\` with internet access to use the real data.`
+  );
+}
+
+/**
+ * Show the visible "generated stand-in" notice when `ds` is the stand-in (nothing otherwise).
+ * The data layer only reports where the data came from; printing it is the notebook's call.
+ */
+export function announce(ds: DatasetFacts): void {
+  if (ds.source === 'generated-stand-in') notice(standInNotice(ds));
 }
 
 function esc(s: string): string {

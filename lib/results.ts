@@ -1,10 +1,11 @@
 /**
- * The one Result record that notebooks, `npm run bench` and the published site share,
- * its JSON-lines storage, and its conversion to a polars DataFrame.
+ * The one Result record of a measurement (`npm run bench` appends them to
+ * `results/local/*.jsonl`), its JSON-lines storage, and its conversion to a polars DataFrame.
+ * (The published site shows the executed notebooks; it does not read Result files.)
  */
 import * as fs from 'node:fs';
 import pl from 'nodejs-polars';
-import type { DeviceInfo } from './backends/device';
+import type { DeviceInfo } from './backends/registry';
 import { isQuick } from './env';
 import { readJsonLines, writeFileAtomic } from './fsutil';
 import type { Timing } from './timing';

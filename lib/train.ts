@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AccumulatingOptimizer } from './accumulate';
 import { BatchSource, sliceTensorBatches, type Batch as DataBatch } from './data/batches';
 import type { ImageSet } from './data/image-set';
+import { timeBatches } from './monitor/pipeline';
 import { createFusedStep, fusedStepAvailable, planFusedStep, sgdSettings, type StepKind } from './fused-step';
 
 export { countStepKernels, fusedStepAvailable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
@@ -467,8 +468,9 @@ async function* asAsync(it: Iterable<Batch> | AsyncIterable<Batch>): AsyncGenera
  * Train `model` over the batches `batchesFor(epoch)` yields: the custom loop of the article's
  * PyTorch code (zero grads, forward, loss, backward, step), one {@link seedTrainStep} per batch
  * (the fused step by default where possible, else `optimizer.minimize`; option `step`).
- * Times the input pipeline (waiting for the next batch) and the training steps separately.
- * No tensors are left behind (the batches are disposed unless `disposeBatches: false`).
+ * Times the input pipeline (waiting for the next batch) and the training steps separately, with
+ * the same split as `monitor.timePipeline` (`monitor.timeBatches`). No tensors are left behind
+ * (the batches are disposed unless `disposeBatches: false`).
  */
 export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpoch, options: TrainLoopOptions): Promise<TrainResult> {
   const { epochs } = options;
@@ -523,54 +525,53 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
     let samples = 0;
     const updates0 = accumulator?.updates ?? 0;
     const losses: number[] = [];
-    let pending: tf.Scalar | null = null;
-    const it = asAsync(batchesFor(epoch))[Symbol.asyncIterator]();
+    // The step's loss (read back every `lossEvery` batches, else at the end of the epoch).
+    const last: { pending: tf.Scalar | null; lossValue: number | null } = { pending: null, lossValue: null };
     try {
-      while (batches < maxBatches) {
-        const d0 = now();
-        const next = await it.next();
-        dataSeconds += now() - d0;
-        if (next.done) break;
-        const { xs, ys } = next.value;
-        const c0 = now();
-        pending?.dispose();
-        pending = step.run(xs, ys);
-        const read = lossEvery > 0 && (batches + 1) % lossEvery === 0;
-        let lossValue: number | null = null;
-        if (read) {
-          lossValue = (await pending.data())[0];
-          losses.push(lossValue);
-          finalLoss = lossValue;
+      // The split of each batch into waiting for it (data) and the step (compute): monitor's timeBatches.
+      await timeBatches(batchesFor(epoch), async ({ xs, ys }, index) => {
+        last.pending?.dispose();
+        const pending = step.run(xs, ys);
+        last.pending = pending;
+        last.lossValue = null;
+        if (lossEvery > 0 && (index + 1) % lossEvery === 0) {
+          last.lossValue = (await pending.data())[0];
+          losses.push(last.lossValue);
+          finalLoss = last.lossValue;
         } else if (syncEveryStep) {
           await syncBackend(pending);
         }
-        computeSeconds += now() - c0;
-        const size = xs.shape[0];
-        if (disposeBatches) tf.dispose([xs, ys]);
-        batches++;
-        samples += size;
-        if (options.onBatchEnd) await options.onBatchEnd({ epoch, batch: batches - 1, size, loss: lossValue, elapsed: now() - t0 });
-        if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) {
-          stoppedBy = 'maxSeconds';
-          break;
-        }
-      }
+      }, {
+        maxBatches,
+        after: async ({ xs, ys }, split) => {
+          dataSeconds += split.dataMs / 1000;
+          computeSeconds += split.computeMs / 1000;
+          const size = xs.shape[0];
+          if (disposeBatches) tf.dispose([xs, ys]);
+          batches++;
+          samples += size;
+          if (options.onBatchEnd) await options.onBatchEnd({ epoch, batch: split.index, size, loss: last.lossValue, elapsed: now() - t0 });
+          if (options.maxSeconds !== undefined && now() - t0 >= options.maxSeconds) {
+            stoppedBy = 'maxSeconds';
+            return 'stop';
+          }
+        },
+      });
       if (accumulator?.pending) {
         const c0 = now();
         accumulator.flush(); // a partial group at the end of the epoch
         computeSeconds += now() - c0;
       }
       const lastWasRead = lossEvery > 0 && batches % lossEvery === 0;
-      if (pending && !lastWasRead) {
+      if (last.pending && !lastWasRead) {
         const c0 = now();
-        finalLoss = (await pending.data())[0];
+        finalLoss = (await last.pending.data())[0];
         computeSeconds += now() - c0;
         losses.push(finalLoss);
       }
     } finally {
-      pending?.dispose();
+      last.pending?.dispose();
       accumulator?.dispose(); // empty after the flush above; drops a partial sum if a step threw
-      await it.return?.(undefined);
     }
     if (batches === 0) throw new Error(`trainLoop: epoch ${epoch} produced no batches`);
     const log: EpochLog = {

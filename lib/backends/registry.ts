@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { GiB } from '../units';
 
 /** The backends gpulab knows how to run. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -203,7 +204,7 @@ export function deviceInfoFrom(p: BackendProbe, fallbackNote?: string): DeviceIn
     accelerator: p.accelerator,
     cores: os.cpus().length,
     cpuModel: cpuModel(),
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    memoryGiB: Math.round((os.totalmem() / GiB) * 10) / 10,
     platform: `${os.platform()}-${os.arch()}`,
     versions: {
       tfjs: tf.version.tfjs,

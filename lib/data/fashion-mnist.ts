@@ -5,16 +5,18 @@
  *
  * ```ts
  * const ds = await data.loadFashionMnist();   // real if cached/downloadable, else the stand-in
- * data.announce(ds);                          // visible notice when it is the stand-in
+ * ds.source                                   // 'fashion-mnist' or 'generated-stand-in' (and ds.reason)
  * ds.train.images.length                      // 60000 * 784
  * ```
+ *
+ * The loader returns the facts and prints nothing; the notebook layer shows them
+ * (`nb.announce(ds)`: a visible notice when it is the stand-in).
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { dataDir } from '../env';
 import { writeFileAtomic } from '../fsutil';
-import { notice } from '../notebook';
 import { readIdxFile, writeIdxFile } from './idx';
 import { mixSeed, mulberry32 } from '../random';
 import type { ImageSet } from './image-set';
@@ -384,24 +386,6 @@ export async function loadFashionMnist(opts: LoadFashionMnistOptions = {}): Prom
     dir: sdir,
     reason,
   };
-}
-
-/** The notice text shown for the stand-in (empty for the real data). */
-export function standInNotice(ds: FashionMnist): string {
-  if (ds.source !== 'generated-stand-in') return '';
-  return (
-    `This notebook runs on a **generated stand-in**, not Fashion-MNIST: ${ds.train.count.toLocaleString('en-US')} train and ` +
-    `${ds.test.count.toLocaleString('en-US')} test 28×28 images of synthetic garment silhouettes with noise (seeded, ` +
-    `learnable, same shapes as the real data), because the real Fashion-MNIST files are not in the data cache` +
-    `${ds.reason && /could not be downloaded/.test(ds.reason) ? ' and could not be downloaded here' : ''}. ` +
-    `Accuracies are not comparable with published Fashion-MNIST results; timings are. ` +
-    `Run \`npm run data:fetch\` with internet access to use the real data.`
-  );
-}
-
-/** Show the visible "generated stand-in" notice in a notebook when ds is the stand-in (no-op otherwise). */
-export function announce(ds: FashionMnist): void {
-  if (ds.source === 'generated-stand-in') notice(standInNotice(ds));
 }
 
 /**

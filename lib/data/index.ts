@@ -5,7 +5,7 @@
  * ```ts
  * import { data } from 'gpulab';
  * const ds = await data.loadFashionMnist();
- * data.announce(ds);
+ * nb.announce(ds);   // the loader reports the stand-in (ds.source); the notebook layer shows it
  * const train = new data.BatchSource(ds.train, { batchSize: 100, shuffle: true, seed: 0 });
  * ```
  */

@@ -7,7 +7,7 @@
  * position, scale, brightness and texture, plus pixel noise. The upper-body garments overlap in
  * their proportions on purpose (as in the real data), so a model learns it well but not perfectly.
  *
- * It is NOT Fashion-MNIST: every notebook that uses it says so (see `announce`).
+ * It is NOT Fashion-MNIST: every notebook that uses it says so (`nb.announce`).
  */
 import { mulberry32 } from '../random';
 import type { ImageSet } from './image-set';

@@ -437,7 +437,6 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
   const optimizer = train.seedOptimizer();
   let step: train.SeedTrainStep | null = null;
   try {
-    await memory.stepMemory(model, batches[0], { optimizer }); // creates the optimiser state first
     const mem = await memory.stepMemory(model, batches[0], { optimizer });
     const trainStep = train.seedTrainStep(model, { optimizer, step: options.step });
     step = trainStep;

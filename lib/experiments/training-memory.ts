@@ -7,7 +7,7 @@
  * ```ts
  * const model = train.mlp({ hidden: [256, 256, 256, 256, 256, 256, 256, 256] });
  * const rows = await experiments.trainingMemory.checkpointSweep(model, batch, [1, 3, 9]);
- * const plain = await experiments.trainingMemory.largestBatch(build, { name: 'plain', optimizer: 'momentum' }, { budgetBytes: 64 * 2 ** 20 });
+ * const plain = await experiments.trainingMemory.largestBatch(build, { name: 'plain', optimizer: 'momentum' }, { budgetBytes: 64 * MiB });
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
@@ -15,9 +15,7 @@ import * as memory from '../memory';
 import { roundTensor } from '../precision';
 import { benchmark } from '../timing';
 import * as train from '../train';
-
-/** Bytes per MiB. */
-const MIB = 2 ** 20;
+import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
 // Comparing weights
@@ -120,7 +118,7 @@ export async function checkpointSweep(model: tf.LayersModel, batch: train.Batch,
     const row: CheckpointRow = {
       variant,
       segments,
-      peakMB: grads.addedBytes / MIB,
+      peakMB: grads.addedBytes / MiB,
       msPerStep: t.median * 1e3,
       lo: t.min * 1e3,
       hi: t.max * 1e3,
@@ -234,7 +232,7 @@ export async function largestBatch(build: () => tf.LayersModel, technique: Techn
     let peakMB: number | null = null;
     if (best !== null) {
       const trial = search.trials.find((t) => t.batchSize === best && t.ok);
-      peakMB = trial?.peakBytes != null ? (trial.peakBytes - base) / MIB : null;
+      peakMB = trial?.peakBytes != null ? (trial.peakBytes - base) / MiB : null;
       await update(best, 1);
       const timed = options.timedUpdates ?? 3;
       const r = await update(best, timed);

@@ -2,7 +2,8 @@
  * Notebook 06's source-task experiment: a small VGG-style base trained on Fashion-MNIST classes
  * 0–4 (saved once under data/, reused after), and one target-task run (classes 5–9) per transfer
  * method: frozen base, fine-tuned base, or the same architecture from scratch. The transfer
- * mechanics themselves (load, cut, freeze, head) are in `transfer`, which re-exports these names.
+ * mechanics themselves (cut, freeze, head) are in `transfer`, loading and saving in `modelIO`;
+ * notebook 06 reaches this module as `experiments.transferSource`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,9 +23,6 @@ import { addClassificationHead, cutAt, disposeModels, freeze, freshCopy, paramet
 // ---------------------------------------------------------------------------------------------
 // The small source base used when no pre-trained model can be downloaded
 // ---------------------------------------------------------------------------------------------
-
-/** Layer names of {@link buildSourceConvnet}, VGG-style. */
-export const SOURCE_LAYERS = ['block1_conv', 'block1_pool', 'block2_conv', 'block2_pool', 'block3_conv', 'gap', 'source_predictions'] as const;
 
 /**
  * A small VGG-style convnet for 28×28×1 images: three conv blocks (16, 32, 64 filters, 3×3,

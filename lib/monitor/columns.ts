@@ -1,8 +1,6 @@
 /** Column helpers shared by the monitor's DataFrames (internal: not re-exported by the index). */
 import pl from 'nodejs-polars';
 
-/** Bytes per MiB. */
-export const MB = 1024 * 1024;
 /** A Float64 column. */
 export const f64 = (name: string, xs: (number | null)[]) => pl.Series(name, xs, pl.Float64);
 /** A Utf8 column. */

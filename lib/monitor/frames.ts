@@ -3,7 +3,8 @@ import pl from 'nodejs-polars';
 import { timelineChart, type ChartSpec, type Row } from '../charts';
 import { type GpuSample } from './nvidia-smi';
 import { type MonitorRun, type TrainingEvent } from './sampler';
-import { MB, f64, str, bool } from './columns';
+import { f64, str, bool } from './columns';
+import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
 // DataFrames
@@ -73,14 +74,14 @@ export function toDataFrame(run: MonitorRun, options: { gpuIndex?: number } = {}
     f64('epoch', col((r) => r.epoch)),
     f64('batch', col((r) => r.batch)),
     f64('cpu_pct', col((r) => r.s.cpuPct)),
-    f64('rss_mb', col((r) => r.s.rssBytes / MB)),
-    f64('heap_used_mb', col((r) => r.s.heapUsedBytes / MB)),
-    f64('heap_total_mb', col((r) => r.s.heapTotalBytes / MB)),
-    f64('external_mb', col((r) => r.s.externalBytes / MB)),
-    f64('array_buffers_mb', col((r) => r.s.arrayBuffersBytes / MB)),
+    f64('rss_mb', col((r) => r.s.rssBytes / MiB)),
+    f64('heap_used_mb', col((r) => r.s.heapUsedBytes / MiB)),
+    f64('heap_total_mb', col((r) => r.s.heapTotalBytes / MiB)),
+    f64('external_mb', col((r) => r.s.externalBytes / MiB)),
+    f64('array_buffers_mb', col((r) => r.s.arrayBuffersBytes / MiB)),
     f64('tf_tensors', col((r) => r.s.tfNumTensors)),
-    f64('tf_mb', col((r) => r.s.tfNumBytes / MB)),
-    f64('tf_gpu_mb', col((r) => (r.s.tfNumBytesInGPU === null ? null : r.s.tfNumBytesInGPU / MB))),
+    f64('tf_mb', col((r) => r.s.tfNumBytes / MiB)),
+    f64('tf_gpu_mb', col((r) => (r.s.tfNumBytesInGPU === null ? null : r.s.tfNumBytesInGPU / MiB))),
     bool('tf_memory_unreliable', col((r) => r.s.tfUnreliable)),
     f64('gpu_util_pct', col((r) => r.g?.utilizationPct ?? null)),
     f64('gpu_mem_util_pct', col((r) => r.g?.memoryUtilizationPct ?? null)),

@@ -15,7 +15,7 @@
  *   total time and bytes, and kernelMs against wallMs, explained per backend
  *   ({@link explainTimers}).
  * - {@link timePipeline}: per-batch time split between fetching the batch (input pipeline) and
- *   the training step (compute).
+ *   the training step (compute), measured by {@link timeBatches} (which `train.trainLoop` uses too).
  * - {@link traceSteps}, {@link TraceRecorder}: a kernel timeline of a few training steps (every
  *   kernel a span), written as Chrome trace-event JSON ({@link writeChromeTrace}) for Perfetto and
  *   drawn as a Gantt chart ({@link ganttSpec}).
@@ -24,8 +24,9 @@
  *
  * One file per concern: `nvidia-smi` (CSV parser), `tools` (external tools, profiler commands),
  * `sampler`, `frames` (DataFrames and the timeline chart), `profile` (kernel profile),
- * `pipeline` (input pipeline vs compute) and `trace` (kernel timeline). Leak accounting lives in
- * `memory` and is re-exported here.
+ * `pipeline` (input pipeline vs compute) and `trace` (kernel timeline); finding and running a
+ * tool is in `lib/commands.ts` (re-exported by `tools`). Leak accounting is not here: it lives
+ * in `memory` (`leakGuard`, `trackEpochMemory`, `leakVerdict`).
  */
 export * from './nvidia-smi';
 export * from './tools';

@@ -1,6 +1,7 @@
 /**
  * Input pipeline vs compute: per-batch time split between fetching the batch and the training
- * step.
+ * step. {@link timeBatches} is the one place the split is measured: {@link timePipeline} and
+ * `train.trainLoop` both drive their batches through it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
@@ -10,6 +11,48 @@ import { type Sampler } from './sampler';
 // ---------------------------------------------------------------------------------------------
 // Input pipeline vs compute
 // ---------------------------------------------------------------------------------------------
+
+/** One batch's two halves, as {@link timeBatches} measures them. */
+export interface BatchSplit {
+  /** The batch's position in the run (0-based). */
+  index: number;
+  /** Time to produce the batch (the iterator's `next()`): the input pipeline. */
+  dataMs: number;
+  /** Time of `step` on it: the compute. */
+  computeMs: number;
+}
+
+/**
+ * The data-vs-compute split: pull each batch from `batches` and run `step` on it, timing the wait
+ * for the batch (the input pipeline) apart from the step (the compute: `step` resolves once its
+ * work is done, after a device sync where the backend is asynchronous). After each batch,
+ * untimed, `options.after` runs (dispose, callbacks, sampling); it may return `'stop'`. Stops
+ * after `maxBatches` too, and closes the iterator however the loop ends.
+ */
+export async function timeBatches<B>(
+  batches: Iterable<B> | AsyncIterable<B>,
+  step: (batch: B, index: number) => unknown,
+  options: { maxBatches?: number; after?: (batch: B, split: BatchSplit) => void | 'stop' | Promise<void | 'stop'> } = {},
+): Promise<BatchSplit[]> {
+  const max = options.maxBatches ?? Infinity;
+  const it = Symbol.asyncIterator in batches ? (batches as AsyncIterable<B>)[Symbol.asyncIterator]() : (batches as Iterable<B>)[Symbol.iterator]();
+  const out: BatchSplit[] = [];
+  try {
+    for (let index = 0; index < max; index++) {
+      const t0 = performance.now();
+      const r = await it.next();
+      const t1 = performance.now();
+      if (r.done) break;
+      await step(r.value, index);
+      const split: BatchSplit = { index, dataMs: t1 - t0, computeMs: performance.now() - t1 };
+      out.push(split);
+      if ((await options.after?.(r.value, split)) === 'stop') break;
+    }
+  } finally {
+    await it.return?.();
+  }
+  return out;
+}
 
 /** One batch of {@link timePipeline}. */
 export interface BatchTiming {
@@ -51,32 +94,21 @@ export async function timePipeline(
   options: { warmup?: number; maxBatches?: number; sampler?: Sampler; epoch?: number } = {},
 ): Promise<PipelineSplit> {
   const warmup = options.warmup ?? 1;
-  const max = options.maxBatches ?? Infinity;
-  const it = Symbol.asyncIterator in batches
-    ? (batches as AsyncIterable<{ xs: tf.Tensor; ys: tf.Tensor }>)[Symbol.asyncIterator]()
-    : (batches as Iterable<{ xs: tf.Tensor; ys: tf.Tensor }>)[Symbol.iterator]();
-  const out: BatchTiming[] = [];
-  try {
-    for (let i = 0; i < max; i++) {
-      const t0 = performance.now();
-      const r = await it.next();
-      const t1 = performance.now();
-      if (r.done) break;
-      try {
-        await sync(await step(r.value));
-      } finally {
-        tf.dispose([r.value.xs, r.value.ys]);
-      }
-      const t2 = performance.now();
-      const bt: BatchTiming = { batch: i, dataMs: t1 - t0, computeMs: t2 - t1, warmup: i < warmup };
-      out.push(bt);
-      options.sampler?.event('batch-end', { epoch: options.epoch ?? null, batch: i, logs: { dataMs: bt.dataMs, computeMs: bt.computeMs } });
+  const splits = await timeBatches(batches, async (batch) => {
+    try {
+      await sync(await step(batch));
+    } finally {
+      tf.dispose([batch.xs, batch.ys]);
+    }
+  }, {
+    maxBatches: options.maxBatches,
+    after: async (_batch, s) => {
+      options.sampler?.event('batch-end', { epoch: options.epoch ?? null, batch: s.index, logs: { dataMs: s.dataMs, computeMs: s.computeMs } });
       // Let timers (the sampler's) run between batches, outside the timed parts.
       await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  } finally {
-    await it.return?.();
-  }
+    },
+  });
+  const out: BatchTiming[] = splits.map((s) => ({ batch: s.index, dataMs: s.dataMs, computeMs: s.computeMs, warmup: s.index < warmup }));
   const counted = out.filter((b) => !b.warmup);
   if (!counted.length) throw new Error(`timePipeline(${variant}): no batches left after ${warmup} warm-up batch(es); give more batches`);
   const dataMs = counted.reduce((a, b) => a + b.dataMs, 0);

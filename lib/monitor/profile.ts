@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
 import { median, sync, type Syncable } from '../timing';
-import { MATMUL_KERNELS } from '../flops';
-import { MB } from './columns';
+import { baseKernelName, MATMUL_KERNELS } from '../flops';
+import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
 // Kernel profile: tf.profile + tf.time
@@ -142,7 +142,7 @@ export function summarizeKernels(calls: readonly KernelCall[]): KernelRow[] {
       totalMs: total,
       meanMs: total === null ? null : total / g.calls.length,
       sharePct: total === null || !sum ? null : (100 * total) / sum,
-      allocatedMB: g.calls.reduce((a, c) => a + c.bytesAdded, 0) / MB,
+      allocatedMB: g.calls.reduce((a, c) => a + c.bytesAdded, 0) / MiB,
       shapes: [...g.shapes].slice(0, 3).join('; ') + (g.shapes.size > 3 ? ` (+${g.shapes.size - 3} more)` : ''),
     };
   });
@@ -187,7 +187,7 @@ export async function profileStep(step: () => Syncable, options: { warmup?: numb
       if (typeof t === 'object' && t && 'error' in t) errors.push(`tf.profile: ${t.error}`);
       return {
         name: k.name,
-        variant: MATMUL_KERNELS.has(k.name) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
+        variant: MATMUL_KERNELS.has(baseKernelName(k.name)) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
         composite: k.name === '' || k.name.endsWith('__op'),
         ms: gpuUntimed ? null : typeof t === 'number' ? t : null,
         bytesAdded: k.bytesAdded,

@@ -8,7 +8,7 @@
  *
  * Options: --examples N, --epochs N, --batch N, --seed N, --dir PATH, --force (retrain even if saved).
  */
-import { experiments, data, setup } from '../../lib';
+import { experiments, data, nb, setup } from '../../lib';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,7 +26,7 @@ function intArg(name: string): number | undefined {
 async function main(): Promise<void> {
   await setup();
   const ds = await data.loadFashionMnist();
-  if (ds.source !== 'fashion-mnist') console.log(`NOTICE: ${data.standInNotice(ds)}`);
+  if (ds.source !== 'fashion-mnist') console.log(`NOTICE: ${nb.standInNotice(ds)}`);
   const r = await experiments.transferSource.ensureSourceBase({
     ds,
     dir: arg('dir'),

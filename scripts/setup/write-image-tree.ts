@@ -7,7 +7,7 @@
  * Default folder: `<data dir>/fashion-mnist-png/<source>/<split>-<count>`. A complete tree is
  * reused; an interrupted one is rewritten. Every PNG is written atomically.
  */
-import { data, imageDirectory } from '../../lib';
+import { data, imageDirectory, nb } from '../../lib';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const limit = limitArg === undefined ? undefined : Number(limitArg);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new Error(`--limit must be a positive integer, got '${limitArg}'`);
   const ds = await data.loadFashionMnist();
-  if (ds.source === 'generated-stand-in') console.log(`NOTICE: ${data.standInNotice(ds)}`);
+  if (ds.source === 'generated-stand-in') console.log(`NOTICE: ${nb.standInNotice(ds)}`);
   const t0 = performance.now();
   const info = await imageDirectory.writeFashionMnistTree({ ds, split, limit, dir: arg('out') });
   const secs = (performance.now() - t0) / 1000;

@@ -35,6 +35,17 @@ test('every builder gives a Vega-Lite v5 spec that compiles and renders to SVG w
   }
 });
 
+// Notebook 05 under load: one model was both the fastest and the most accurate, so the frontier
+// was a single point, and a line through one point has no length (JupyterLab's chart check failed).
+test('a scatter whose Pareto frontier is one point draws no zero-length frontier line', async () => {
+  const dominated = [{ t: 1, acc: 0.9, name: 'best' }, { t: 2, acc: 0.8, name: 'b' }, { t: 3, acc: 0.7, name: 'c' }];
+  assert.equal(charts.paretoFrontier(dominated, 't', 'acc').length, 1);
+  const spec = charts.scatterChart({ title: 'one-point frontier', data: dominated, x: 't', y: 'acc', frontier: true });
+  assertMarksVisible(svgMarks(await charts.toSvg(spec)), charts.summaryLine(spec));
+  const two = charts.scatterChart({ title: 'two-point frontier', data: [...dominated, { t: 0.5, acc: 0.5, name: 'fast' }], x: 't', y: 'acc', frontier: true });
+  assert.equal(((two as { layer: { mark: { type: string } }[] }).layer).filter((l) => l.mark.type === 'line').length, 1, 'a real frontier is still drawn');
+});
+
 // The two log-scale bar charts that drew empty axes (02's seed experiment: stacked + log; 05's
 // latency: grouped + log), with data shaped like theirs.
 const seedRows = [

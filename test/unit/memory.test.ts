@@ -104,19 +104,43 @@ test('leakGuard reports a planted leak and throws when asked', async () => {
   tf.dispose(kept);
 });
 
-test('stepMemory grows with the batch size', async () => {
+test('stepMemory grows with the batch size, and counts the model\'s weights, optimiser state and batch', async () => {
   await useBackend('wasm');
   const model = train.mlp({ inputs: 64, hidden: [128], outputs: 10 });
+  const params = 64 * 128 + 128 + 128 * 10 + 10;
   const mem = async (n: number) => {
-    const batch = { xs: tf.randomNormal([n, 64]), ys: tf.oneHot(tf.zeros([n], 'int32'), 10) };
+    const batch = tf.tidy(() => ({ xs: tf.randomNormal([n, 64]), ys: tf.oneHot(tf.zeros([n], 'int32'), 10) }));
     const m = await memory.stepMemory(model, batch);
     tf.dispose([batch.xs, batch.ys]);
     return m;
   };
+  const before = tf.memory().numTensors;
   const small = await mem(8);
   const big = await mem(512);
+  assert.equal(tf.memory().numTensors, before, 'the default optimiser is disposed, and nothing else is left behind');
   assert.ok(small.peakBytes >= small.beforeBytes);
   assert.ok(big.stepBytes > small.stepBytes * 10, `${small.stepBytes} vs ${big.stepBytes}`);
+  assert.equal(small.weightBytes, 4 * params);
+  assert.equal(small.optimizerBytes, 4 * params + 4, 'one momentum slot per weight, and the iteration count');
+  assert.equal(big.batchBytes, 4 * 512 * (64 + 10));
+  assert.equal(big.totalBytes, big.weightBytes + big.optimizerBytes + big.batchBytes + big.stepBytes);
+});
+
+test('stepMemory steps a compiled model with its own optimiser and loss', async () => {
+  await useBackend('wasm');
+  const model = train.mlp({ inputs: 64, hidden: [32], outputs: 10 });
+  const optimizer = tf.train.adam(0.01);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+  const batch = tf.tidy(() => ({ xs: tf.randomNormal([16, 64]), ys: tf.oneHot(tf.zeros([16], 'int32'), 10) }));
+  const w0 = (model.getWeights()[0].dataSync() as Float32Array).slice();
+  const m = await memory.stepMemory(model, batch);
+  const params = 64 * 32 + 32 + 32 * 10 + 10;
+  assert.equal(m.optimizerBytes, 4 * 2 * params + 4, "Adam's two slots per weight: the compiled model's optimiser stepped");
+  assert.ok(m.stepBytes > 0);
+  assert.notDeepEqual(model.getWeights()[0].dataSync(), w0, 'the weights were updated');
+  tf.dispose([batch.xs, batch.ys]);
+  train.disposeOptimizer(optimizer);
+  model.dispose();
 });
 
 test('the leak helper detects a planted leak and clears a tidy loop', async () => {

@@ -409,6 +409,31 @@ test('timePipeline splits each batch into input-pipeline and compute time', asyn
   await assert.rejects(monitor.timePipeline('empty', [], () => undefined), /no batches left/);
 });
 
+test('timeBatches times fetching apart from the step, stops on request, and closes the iterator', async () => {
+  const spin = (ms: number) => {
+    const t = performance.now();
+    while (performance.now() - t < ms) { /* spin */ }
+  };
+  let closed = false;
+  function* source() {
+    try {
+      for (let i = 0; ; i++) {
+        spin(8);
+        yield i;
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  const seen: number[] = [];
+  const splits = await monitor.timeBatches(source(), (b) => { spin(2); seen.push(b); }, { after: (b) => (b === 3 ? 'stop' : undefined) });
+  assert.deepEqual(seen, [0, 1, 2, 3]);
+  assert.deepEqual(splits.map((s) => s.index), [0, 1, 2, 3]);
+  assert.ok(splits.every((s) => s.dataMs >= 7 && s.computeMs >= 1.5), JSON.stringify(splits));
+  assert.equal(closed, true, 'the source is closed when the loop stops early');
+  assert.equal((await monitor.timeBatches([1, 2, 3, 4], () => undefined, { maxBatches: 2 })).length, 2);
+});
+
 // ---------------------------------------------------------------- external tools
 
 test('external tools: a missing tool says so; a failing one reports its exit and message', async () => {

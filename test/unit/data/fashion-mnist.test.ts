@@ -280,22 +280,3 @@ test('subset: first n, seeded random n, class filter, clamping', () => {
   assert.equal(fm.subset(set, 5000).count, 200);
   assert.throws(() => fm.subset(set, -1), /non-negative integer/);
 });
-
-test('announce shows the stand-in notice and is silent for the real data', async () => {
-  const set = fm.generateStandIn({ seed: 1, trainCount: 10, testCount: 10 });
-  const standIn: fm.FashionMnist = { ...set, classNames: fm.CLASS_NAMES, source: 'generated-stand-in', label: fm.STAND_IN_LABEL, dir: '/x', reason: 'the real data is not cached in /x and could not be downloaded (ENOTFOUND)' };
-  const real: fm.FashionMnist = { ...standIn, source: 'fashion-mnist', label: fm.REAL_LABEL, reason: undefined };
-  const logged: string[] = [];
-  const orig = console.log;
-  console.log = (...xs: unknown[]) => void logged.push(xs.join(' '));
-  try {
-    fm.announce(real);
-    assert.deepEqual(logged, []);
-    fm.announce(standIn);
-  } finally {
-    console.log = orig;
-  }
-  assert.equal(logged.length, 1);
-  assert.match(logged[0], /NOTICE: .*generated stand-in\*\*, not Fashion-MNIST.*could not be downloaded here.*npm run data:fetch/);
-  assert.equal(fm.standInNotice(real), '');
-});

@@ -1,0 +1,10 @@
+/**
+ * Byte units, so a conversion reads as what it is: `bytes / MiB`, never a written-out `2 ** 20`.
+ * (Tables label these columns "MB" or "MiB"; the divisor is always 2^20 bytes.)
+ */
+
+/** Bytes per mebibyte (2^20). */
+export const MiB = 2 ** 20;
+
+/** Bytes per gibibyte (2^30). */
+export const GiB = 2 ** 30;
