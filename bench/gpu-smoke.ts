@@ -1,5 +1,5 @@
 /**
- * GPU smoke benchmark, the small entry the carryable GPU kit is tested with (scripts/kit/build.sh).
+ * GPU smoke benchmark, the small entry the carryable GPU kit is tested with (scripts/kit/build.ts).
  * It describes the device, times a matMul, and trains the article's 784-500-10 MLP (SGD lr 0.001,
  * momentum 0.9) for a few steps, or for whole epochs (`--epochs 5` is the seed experiment), then
  * prints one JSON document with the device and the Result records.

@@ -190,6 +190,8 @@ export interface LineOptions extends CommonOptions {
   bandHigh?: string;
   /** Treat x as nominal/ordinal instead of quantitative. */
   xType?: 'quantitative' | 'ordinal' | 'temporal';
+  /** Labelled reference lines: vertical at `x` (e.g. batch 100) or horizontal at `y` (e.g. a threshold). */
+  rules?: readonly { x?: number; y?: number; label: string }[];
 }
 
 /** Lines over epochs, batch sizes, time …; one line per `color` value, optional min–max band. */
@@ -219,6 +221,20 @@ export function lineChart(o: LineOptions): ChartSpec {
       ...colorEnc,
     },
   });
+  const xScale = o.logX ? { scale: { type: 'log' } } : {};
+  const yScale = o.logY ? { scale: { type: 'log' } } : {};
+  const vertical = (o.rules ?? []).filter((r) => r.x !== undefined);
+  const horizontal = (o.rules ?? []).filter((r) => r.y !== undefined);
+  if (vertical.length) {
+    const enc = { x: { field: 'x', type: o.xType ?? 'quantitative', ...xScale } };
+    layers.push({ data: { values: vertical }, mark: { type: 'rule', color: '#777', strokeDash: [4, 3] }, encoding: enc });
+    layers.push({ data: { values: vertical }, mark: { type: 'text', color: '#555', align: 'left', baseline: 'top', dx: 3, y: 2, fontSize: 10 }, encoding: { ...enc, text: { field: 'label' } } });
+  }
+  if (horizontal.length) {
+    const enc = { y: { field: 'y', type: 'quantitative', ...yScale } };
+    layers.push({ data: { values: horizontal }, mark: { type: 'rule', color: '#777', strokeDash: [2, 2] }, encoding: enc });
+    layers.push({ data: { values: horizontal }, mark: { type: 'text', color: '#555', align: 'left', baseline: 'bottom', x: 3, dy: -2, fontSize: 10 }, encoding: { ...enc, text: { field: 'label' } } });
+  }
   return { ...header(o), data: { values: toRows(o.data) }, layer: layers } as ChartSpec;
 }
 
@@ -474,9 +490,9 @@ export function rooflineChart(o: RooflineChartOptions): ChartSpec {
   const xScale = { type: 'log', domain: [xMin, xMax] };
   const yScale = { type: 'log', domain: [yMin, yMax] };
   const labels = [
-    { x: xMin * 1.3, y: o.bandwidthGBs * xMin * 1.3, text: o.bandwidthLabel ?? `${o.bandwidthGBs.toPrecision(3)} GB/s`, angle: 0 },
-    { x: ridge * 1.2, y: o.peakGflops, text: o.peakLabel ?? `${o.peakGflops.toPrecision(3)} GFLOP/s`, angle: 0 },
+    { x: xMin * 1.3, y: o.bandwidthGBs * xMin * 1.3, text: o.bandwidthLabel ?? `${o.bandwidthGBs.toPrecision(3)} GB/s` },
   ];
+  const peakLabel = { x: xMax, y: o.peakGflops, text: o.peakLabel ?? `${o.peakGflops.toPrecision(3)} GFLOP/s` };
   return {
     ...header(o),
     layer: [
@@ -484,14 +500,19 @@ export function rooflineChart(o: RooflineChartOptions): ChartSpec {
         data: { values: roof },
         mark: { type: 'line', color: '#444', strokeWidth: 2 },
         encoding: {
-          x: { field: 'x', type: 'quantitative', scale: xScale, title: x.title ?? x.field },
-          y: { field: 'y', type: 'quantitative', scale: yScale, title: y.title ?? y.field },
+          x: { field: 'x', type: 'quantitative', scale: xScale, title: x.title ?? x.field, axis: { format: '~g' } },
+          y: { field: 'y', type: 'quantitative', scale: yScale, title: y.title ?? y.field, axis: { format: '~g' } },
           detail: { field: 'part' },
         },
       },
       {
         data: { values: labels },
         mark: { type: 'text', align: 'left', baseline: 'bottom', dy: -4, fontSize: 10, color: '#444' },
+        encoding: { x: { field: 'x', type: 'quantitative', scale: xScale }, y: { field: 'y', type: 'quantitative', scale: yScale }, text: { field: 'text' } },
+      },
+      {
+        data: { values: [peakLabel] },
+        mark: { type: 'text', align: 'right', baseline: 'bottom', dy: -4, fontSize: 10, color: '#444' },
         encoding: { x: { field: 'x', type: 'quantitative', scale: xScale }, y: { field: 'y', type: 'quantitative', scale: yScale }, text: { field: 'text' } },
       },
       {

@@ -30,6 +30,15 @@ export interface TrainingFlops {
 }
 
 /**
+ * FLOP of training on `samples` examples by the usual convention: forward + backward = 3 × the
+ * forward FLOPs (`forwardPerSample`, e.g. from `complexity.forwardFlops`).
+ */
+export function trainingFlops(forwardPerSample: number, samples: number): number {
+  if (!(forwardPerSample >= 0) || !(samples >= 0)) throw new Error(`trainingFlops: FLOPs and samples must be ≥ 0, got ${forwardPerSample} and ${samples}`);
+  return 3 * forwardPerSample * samples;
+}
+
+/**
  * Matmul FLOP of training a dense MLP (`widths` = [input, hidden…, output]) on `samples`
  * examples. Elementwise work (bias, activations, loss, optimizer) is ignored: it is tiny next to
  * the matmuls. For the article's 784→500→10 MLP over 5 × 60,000 images: counted ≈7.1e11,
@@ -42,7 +51,7 @@ export function mlpTrainingFlops(widths: readonly number[], samples: number): Tr
   const first = layerFlops[0];
   return {
     forwardPerSample,
-    counted: 3 * forwardPerSample * samples,
+    counted: trainingFlops(forwardPerSample, samples),
     // forward (1×) + weight grads (1×) for every layer; input grads (1×) for all but the first.
     needed: (3 * forwardPerSample - first) * samples,
   };
@@ -205,6 +214,8 @@ const ELEMENTWISE = new Set([
   'Abs', 'Acos', 'Acosh', 'Add', 'Asin', 'Asinh', 'Atan', 'Atan2', 'Atanh', 'BiasAdd', 'Ceil', 'ClipByValue', 'Cos', 'Cosh', 'Elu', 'EluGrad',
   'Equal', 'Erf', 'Exp', 'Expm1', 'Floor', 'FloorDiv', 'Greater', 'GreaterEqual', 'IsFinite', 'IsInf', 'IsNan', 'LeakyRelu', 'Less',
   'LessEqual', 'Log', 'Log1p', 'LogicalAnd', 'LogicalNot', 'LogicalOr', 'LogicalXor', 'Maximum', 'Minimum', 'Mod', 'Multiply', 'Neg', 'NotEqual',
+  // TensorFlow's names for the same ops (gpulab's `TF:<Op>` kernels on the native backend)
+  'AddV2', 'Div', 'Mul',
   'Pow', 'Prelu', 'RealDiv', 'Reciprocal', 'Relu', 'Relu6', 'ReluGrad', 'Round', 'Rsqrt', 'Select', 'Selu', 'Sigmoid', 'Sign', 'Sin', 'Sinh',
   'Softplus', 'Sqrt', 'Square', 'Step', 'Sub', 'Tan', 'Tanh',
 ]);
@@ -212,10 +223,23 @@ const ELEMENTWISE = new Set([
 const ELEMENTWISE_OPS_PER_ELEMENT: Readonly<Record<string, number>> = { SquaredDifference: 2 };
 /** Elementwise kernels that convert or fill without arithmetic. */
 const CONVERSIONS = new Set(['Cast', 'Fill', 'OnesLike', 'ZerosLike']);
-/** Kernels that change only metadata (shape, reference count): no arithmetic, no copy. */
-const NO_OPS = new Set(['Identity', 'Reshape']);
-/** One operation per input element. */
-const REDUCTIONS = new Set(['All', 'Any', 'ArgMax', 'ArgMin', 'Max', 'Mean', 'Min', 'Prod', 'Sum']);
+/**
+ * Kernels that change only metadata (shape, reference count): no arithmetic, no copy.
+ * (TensorFlow's ReadVariableOp hands out the variable's buffer, shared, not copied.)
+ */
+const NO_OPS = new Set(['Identity', 'Reshape', 'ReadVariableOp']);
+/** One operation per input element (BiasAddGrad sums the gradient over the batch). */
+const REDUCTIONS = new Set(['All', 'Any', 'ArgMax', 'ArgMin', 'BiasAddGrad', 'Max', 'Mean', 'Min', 'Prod', 'Sum']);
+/**
+ * TensorFlow's in-place optimizer updates, per element of the weight: FLOPs, and elements read +
+ * written (the weight, its accumulator and the gradient; the weight and accumulator written back).
+ */
+const APPLY_UPDATES: Readonly<Record<string, { flops: number; moved: number; note: string }>> = {
+  ResourceApplyMomentum: { flops: 4, moved: 5, note: 'accum = m·accum + grad; var −= lr·accum: 4 per element, 5 elements moved' },
+  ResourceApplyGradientDescent: { flops: 2, moved: 3, note: 'var −= lr·grad: 2 per element, 3 elements moved' },
+};
+/** FLOPs per logit of a fused softmax cross-entropy with its gradient: softmax (5), log, multiply-add, subtract. */
+const SOFTMAX_XENT_OPS_PER_ELEMENT = 8;
 /** Kernels that copy or rearrange elements without arithmetic. */
 const MOVEMENT = new Set([
   'BroadcastTo', 'Concat', 'Gather', 'GatherNd', 'GatherV2', 'MirrorPad', 'OneHot', 'Pack', 'PadV2', 'Reverse', 'Slice', 'SplitV', 'StridedSlice',
@@ -223,10 +247,22 @@ const MOVEMENT = new Set([
 ]);
 /** Matmul kernels: tfjs's `BatchMatMul` and `_FusedMatMul`, TensorFlow's `MatMul`. */
 export const MATMUL_KERNELS: ReadonlySet<string> = new Set(['BatchMatMul', 'MatMul', '_FusedMatMul']);
+
+/**
+ * A kernel's op name without gpulab's `TF:` prefix (the native backend registers TensorFlow's own
+ * ops as tfjs kernels named `TF:<Op>`, e.g. `TF:MatMul`).
+ */
+export function baseKernelName(name: string): string {
+  return name.startsWith('TF:') ? name.slice(3) : name;
+}
 /** FLOPs per element of a softmax: max, subtract, exp, sum, divide. */
 const SOFTMAX_OPS_PER_ELEMENT = 5;
 
-/** Bytes of one element of a tfjs dtype (4 when unknown: float32 and int32 are what training moves). */
+/**
+ * Bytes of one element of a tfjs dtype (4 when unknown: float32 and int32 are what training
+ * moves). `string` counts 0: the native backend passes TensorFlow resource handles (a weight, an
+ * accumulator) as string tensors, and no element data moves through the handle itself.
+ */
 export function bytesPerElement(dtype: string | null | undefined): number {
   switch (dtype) {
     case 'bool':
@@ -234,7 +270,7 @@ export function bytesPerElement(dtype: string | null | undefined): number {
     case 'complex64':
       return 8;
     case 'string':
-      throw new Error('bytesPerElement: string tensors have no fixed element size');
+      return 0;
     default:
       return 4;
   }
@@ -262,20 +298,25 @@ function present(shape: readonly number[] | null | undefined): shape is readonly
  * - **conversion** (Cast, Fill, ZerosLike): no FLOPs, the bytes read and written;
  * - **movement** (Transpose, Slice, Concat, Gather …): no FLOPs; each output element read once
  *   and written once (never more read than the inputs hold);
- * - **no-op** (Identity, Reshape): no FLOPs and no bytes (only metadata changes): pure overhead.
+ * - **no-op** (Identity, Reshape, ReadVariableOp): no FLOPs and no bytes (only metadata
+ *   changes): pure overhead;
+ * - TensorFlow's fused ops run as `TF:<Op>` kernels on the native backend: their op names are
+ *   read like tfjs's (`TF:MatMul` is a matmul, `TF:Mul` elementwise, `TF:BiasAddGrad` a
+ *   reduction), `SoftmaxCrossEntropyWithLogits` counts 8 per logit, and
+ *   `ResourceApplyMomentum` / `ResourceApplyGradientDescent` count per element of the weight.
  *
  * Bytes are every input read once plus every output written once, at the dtypes' sizes (4 bytes
  * when unknown). Any other kernel is `unknown` with null FLOPs and bytes: listed, never guessed.
  */
 export function kernelCost(call: KernelCallShapes): KernelCost {
-  const name = call.name;
+  const name = baseKernelName(call.name);
   const inDtype = (i: number) => call.inputDtypes?.[i] ?? null;
   const outDtype = (i: number) => call.outputDtypes?.[i] ?? null;
   const inBytes = call.inputShapes.reduce<number>((a, s, i) => a + (present(s) ? elements(s) * bytesPerElement(inDtype(i)) : 0), 0);
   const outBytes = call.outputShapes.reduce<number>((a, s, i) => a + elements(s) * bytesPerElement(outDtype(i)), 0);
   const outElements = call.outputShapes.reduce<number>((a, s) => a + elements(s), 0);
   const cost = (kind: KernelKind, flops: number | null, bytes: number | null, note: string): KernelCost => ({
-    kernel: name,
+    kernel: call.name,
     kind,
     flops,
     bytes,
@@ -321,6 +362,16 @@ export function kernelCost(call: KernelCallShapes): KernelCost {
   if (REDUCTIONS.has(name)) {
     const inElements = call.inputShapes.slice(0, 1).reduce<number>((a, s) => a + elements(s), 0);
     return cost('reduction', inElements, inBytes + outBytes, '1 per input element');
+  }
+  if (name === 'SoftmaxCrossEntropyWithLogits') {
+    const logits = elements(call.inputShapes[0]);
+    return cost('softmax', SOFTMAX_XENT_OPS_PER_ELEMENT * logits, inBytes + outBytes, `${SOFTMAX_XENT_OPS_PER_ELEMENT} per logit (softmax, log, multiply-add, subtract): loss and gradient in one kernel`);
+  }
+  if (name in APPLY_UPDATES) {
+    const u = APPLY_UPDATES[name];
+    // The weight and accumulator come in as resource handles (shape []): the gradient has the weight's size.
+    const n = Math.max(0, ...call.inputShapes.map((sh) => elements(sh)));
+    return cost('elementwise', u.flops * n, u.moved * n * 4, u.note);
   }
   if (name === 'Softmax') return cost('softmax', SOFTMAX_OPS_PER_ELEMENT * outElements, inBytes + outBytes, `${SOFTMAX_OPS_PER_ELEMENT} per element (max, subtract, exp, sum, divide)`);
   if (MOVEMENT.has(name)) return cost('movement', 0, Math.min(inBytes, outBytes) + outBytes, 'copy: each output element read once and written once');

@@ -6,7 +6,9 @@
  *   real allocation failure ({@link findMaxBatchSize}).
  * - Tensors a piece of work leaves behind ({@link leakGuard}) and per epoch of a loop
  *   ({@link trackEpochMemory} / {@link leakVerdict}).
- * - The tensor memory of one training step ({@link stepMemory}, from `tf.profile`).
+ * - The tensor memory of one training step ({@link stepMemory}, from `tf.profile`), and its
+ *   anatomy: weights, gradients, optimizer state, batch, activations and temporaries, each
+ *   measured and predicted from the layer shapes ({@link anatomy}, {@link predictAnatomy}).
  *
  * Peak memory has three parts, read together:
  * - `rss`: the process's resident memory, everything including the wasm heap (which grows and
@@ -21,7 +23,7 @@ import pl from 'nodejs-polars';
 import { f64, str } from './monitor/columns';
 import { MiB } from './units';
 import { monitor, type MonitorRun, type ProcessSample, type Sampler } from './monitor/sampler';
-import { disposeOptimizer, lossFn, seedOptimizer, trainableVariables, type Batch, type LossFn, type LossName } from './train';
+import { disposeOptimizer, lossFn, makeOptimizer, optimizerKind, seedOptimizer, trainableVariables, type Batch, type LossFn, type LossName, type OptimizerKind } from './train';
 
 /** Peaks of a sampled run, absolute and above the baseline taken when it started. */
 export interface PeakMemory {
@@ -393,6 +395,32 @@ export async function leakGuard<T>(
   return { value, report };
 }
 
+/** What {@link tensorPeak} measured. */
+export interface TensorPeak<T> {
+  value: T;
+  /** Highest tensor bytes alive during the work (everything, as `tf.profile` reports it). */
+  peakBytes: number;
+  /** `peakBytes` above the bytes alive when the work started. */
+  addedBytes: number;
+  /** Tensors the work left alive (its result, new variables, or a leak). */
+  newTensors: number;
+}
+
+/**
+ * The peak tensor memory of any piece of work (a step, an accumulation cycle, a short loop),
+ * from `tf.profile`: it records the bytes alive after every kernel, so the peak is exact at
+ * kernel granularity for the tensors tfjs tracks. Profiling slows the work: time it separately.
+ */
+export async function tensorPeak<T>(fn: () => T | Promise<T>): Promise<TensorPeak<T>> {
+  const start = tf.memory().numBytes;
+  let value: T | undefined;
+  const info = await tf.profile(async () => {
+    value = await fn();
+  });
+  const peakBytes = Number.isFinite(info.peakBytes) ? Math.max(info.peakBytes, start) : start;
+  return { value: value as T, peakBytes, addedBytes: peakBytes - start, newTensors: info.newTensors };
+}
+
 /** Memory of one training step, from `tf.profile`, and the model's share of it. */
 export interface StepMemory {
   /** Highest tensor bytes alive during the step (everything the process holds included). */
@@ -471,5 +499,254 @@ export async function stepMemory(model: tf.LayersModel, batch: Batch, options: S
     return { peakBytes: info.peakBytes, beforeBytes, stepBytes, weightBytes, optimizerBytes, batchBytes, totalBytes: weightBytes + optimizerBytes + batchBytes + stepBytes };
   } finally {
     if (ownOptimizer) disposeOptimizer(optimizer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The anatomy of a training step: each part measured, and predicted from the layer shapes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The parts of a training step's memory, in bytes, as Hugging Face's "model memory anatomy"
+ * names them (plus the batch itself).
+ */
+export interface AnatomyParts {
+  /** The model's weights. */
+  weights: number;
+  /** One gradient per trainable weight. */
+  gradients: number;
+  /** The optimizer's state (momentum, Adam's two moments). */
+  optimizer: number;
+  /** The batch: inputs and targets. */
+  batch: number;
+  /** Activations kept for the backward pass, and every temporary buffer: the rest of the peak. */
+  activations: number;
+}
+
+/** The parts in stacking order, for tables and charts. */
+export const ANATOMY_PARTS: readonly (keyof AnatomyParts)[] = ['weights', 'optimizer', 'batch', 'gradients', 'activations'];
+
+/** Bytes of optimizer state per float32 parameter: SGD keeps none, momentum one slot, Adam two moments. */
+export const OPTIMIZER_STATE_BYTES: Readonly<Record<OptimizerKind, number>> = { sgd: 0, momentum: 4, adam: 8 };
+
+/** Bytes of a tensor's values (what `tf.memory()` adds for it). */
+export function tensorBytes(t: tf.Tensor): number {
+  return bytesOf(t.shape, t.dtype);
+}
+
+/** One layer's share of the arithmetic. */
+export interface LayerAnatomy {
+  name: string;
+  className: string;
+  /** Trainable and non-trainable parameters. */
+  params: number;
+  /**
+   * Values of the layer's output per example: what autodiff keeps for the backward pass. 0 for
+   * layers whose output is a view of their input (Flatten, Reshape) and for input layers.
+   */
+  activationsPerExample: number;
+}
+
+const VIEW_LAYERS = new Set(['Flatten', 'Reshape', 'InputLayer']);
+
+function valuesPerExample(shape: tf.Shape | tf.Shape[], where: string): number {
+  const s = (Array.isArray(shape[0]) ? shape[0] : shape) as tf.Shape;
+  const dims = s.slice(1);
+  if (dims.some((d) => d === null)) throw new Error(`${where}: shape [${s.join(', ')}] has an unknown dimension besides the batch`);
+  return (dims as number[]).reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Parameters and output values per example of each layer of a built model, from its shapes
+ * (Dense: in·units + units parameters and `units` outputs; Conv2D: kh·kw·cin·filters + filters
+ * parameters and H·W·filters outputs).
+ */
+export function layerAnatomy(model: tf.LayersModel): LayerAnatomy[] {
+  return model.layers.map((l) => ({
+    name: l.name,
+    className: l.getClassName(),
+    params: l.countParams(),
+    activationsPerExample: VIEW_LAYERS.has(l.getClassName()) ? 0 : valuesPerExample(l.outputShape, `layerAnatomy(${l.name})`),
+  }));
+}
+
+/** {@link predictAnatomy}'s answer: the parts, their sum, and the counts behind them. */
+export interface AnatomyPrediction extends AnatomyParts {
+  /** The sum of the parts: the peak the textbook predicts. */
+  total: number;
+  /** Trainable parameters. */
+  parameters: number;
+  /** Activation values per example, summed over the layers. */
+  activationsPerExample: number;
+  layers: LayerAnatomy[];
+}
+
+/**
+ * The textbook memory of one float32 training step: 4 bytes per parameter for the weights and for
+ * the gradients, {@link OPTIMIZER_STATE_BYTES} per parameter for the optimizer, 4 bytes per value
+ * of the batch (inputs and targets), and 4 bytes per value of every layer's output × the batch
+ * for the activations (HF's model memory anatomy). Temporary buffers are not predicted: they are
+ * what the framework adds, and {@link anatomy} measures them.
+ */
+export function predictAnatomy(model: tf.LayersModel, optimizer: OptimizerKind, batchSize: number, options: { targetsPerExample?: number } = {}): AnatomyPrediction {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`predictAnatomy: batchSize must be a positive integer, got ${batchSize}`);
+  if (!(optimizer in OPTIMIZER_STATE_BYTES)) throw new Error(`predictAnatomy: unknown optimizer '${String(optimizer)}' (known: ${Object.keys(OPTIMIZER_STATE_BYTES).join(', ')})`);
+  const layers = layerAnatomy(model);
+  const allParams = model.countParams();
+  const parameters = model.trainableWeights.reduce((a, w) => a + w.shape.reduce((x: number, y) => x * (y ?? 1), 1), 0);
+  const inputs = valuesPerExample(model.inputs[0].shape, 'predictAnatomy(input)');
+  const targets = options.targetsPerExample ?? valuesPerExample(model.outputs[0].shape, 'predictAnatomy(output)');
+  const activationsPerExample = layers.reduce((a, l) => a + l.activationsPerExample, 0);
+  const parts: AnatomyParts = {
+    weights: 4 * allParams,
+    gradients: 4 * parameters,
+    optimizer: OPTIMIZER_STATE_BYTES[optimizer] * parameters,
+    batch: 4 * batchSize * (inputs + targets),
+    activations: 4 * batchSize * activationsPerExample,
+  };
+  const total = ANATOMY_PARTS.reduce((a, k) => a + parts[k], 0);
+  return { ...parts, total, parameters, activationsPerExample, layers };
+}
+
+/** One point of a step's memory over time: bytes above what persists after one kernel. */
+export interface AnatomyTimelinePoint {
+  /** Kernel index within the step. */
+  kernel: number;
+  name: string;
+  phase: 'forward' | 'backward' | 'update';
+  /** Tensor bytes alive after the kernel, above the weights, optimizer state and batch. */
+  bytes: number;
+}
+
+/** What {@link anatomy} measured, beside the prediction. */
+export interface StepAnatomy {
+  optimizer: OptimizerKind;
+  batchSize: number;
+  /** Trainable parameters. */
+  parameters: number;
+  /** Measured parts; `total` is the peak of a training step (everything the step had alive). */
+  measured: AnatomyParts & { total: number };
+  predicted: AnatomyPrediction;
+  /** measured / predicted for each part and the total (null where the prediction is 0). */
+  ratio: Record<keyof AnatomyParts | 'total', number | null>;
+  /**
+   * Bytes above what persists, by phase of the step: what the forward pass leaves for the
+   * backward pass (`forwardKept`, the framework's counterpart of the predicted activations), the
+   * peak of forward + backward (that, the backward pass's temporaries and, at its end, the
+   * gradients) and the peak of the update (the gradients and the update's temporaries). The
+   * step's peak is the larger of the last two.
+   */
+  phases: { forwardKept: number; backward: number; update: number };
+  /** Which phase set the peak. */
+  peakPhase: 'backward' | 'update';
+  /** Bytes above what persists after each kernel of the measured step. */
+  timeline: AnatomyTimelinePoint[];
+  backend: string;
+  /** `tf.memory().unreliable` on this backend (native TensorFlow: true; see the notebook). */
+  unreliable: boolean;
+}
+
+/** Options of {@link anatomy}. */
+export interface AnatomyOptions {
+  /** Default `softmaxCrossEntropy` on logits with one-hot targets. */
+  loss?: LossName | LossFn;
+  /** Learning rate when the optimizer is given by kind (see `train.makeOptimizer`). */
+  learningRate?: number;
+}
+
+interface ProfileState {
+  state: { activeProfile: { kernels: unknown[] } };
+}
+
+/** Kernels recorded so far by the running `tf.profile` (marks the forward/backward boundary). */
+function kernelsProfiledSoFar(): number {
+  return (tf.engine() as unknown as ProfileState).state.activeProfile.kernels.length;
+}
+
+/**
+ * Measure what each part of a training step's memory holds, with `tf.memory()` and `tf.profile`,
+ * beside the textbook prediction ({@link predictAnatomy}):
+ *
+ * - **weights**: the growth while `model` is built (give a function that builds it; a built
+ *   model is counted by its weight tensors);
+ * - **gradients**: what one backward pass (`optimizer.computeGradients`) leaves alive;
+ * - **optimizer state**: what the first update (and, for a kind, the optimizer's construction)
+ *   leaves alive;
+ * - **activations and temporaries**: the peak of a second step above what persists (weights,
+ *   optimizer state, batch) and the gradients.
+ *
+ * It takes two real training steps on `batch` (the weights change), and disposes the model if
+ * it built it and the optimizer if it made it. Bytes are those tfjs tracks (`tf.memory()`): on
+ * every backend the tensors tfjs allocates, not the framework's internal scratch space.
+ */
+export async function anatomy(model: tf.LayersModel | (() => tf.LayersModel), optimizer: OptimizerKind | tf.Optimizer, batch: Batch, options: AnatomyOptions = {}): Promise<StepAnatomy> {
+  const loss = lossFn(options.loss ?? 'softmaxCrossEntropy');
+  const bytes = () => tf.memory().numBytes;
+  const start = bytes();
+  const built = typeof model === 'function' ? model() : model;
+  const uniqueWeights = [...new Map(built.weights.map((w) => [w.read().id, w.read()])).values()];
+  const weights = typeof model === 'function' ? bytes() - start : uniqueWeights.reduce((a, t) => a + tensorBytes(t), 0);
+  const kind = typeof optimizer === 'string' ? optimizer : optimizerKind(optimizer);
+  const o0 = bytes();
+  const opt = typeof optimizer === 'string' ? makeOptimizer(optimizer, options.learningRate) : optimizer;
+  const construction = bytes() - o0;
+  try {
+    const vars = trainableVariables(built);
+    const f = () => loss(batch.ys, built.apply(batch.xs, { training: true }) as tf.Tensor);
+    // Step 1: the gradients, then the optimizer state they create.
+    const g0 = bytes();
+    const first = opt.computeGradients(f, vars);
+    first.value.dispose();
+    const gradients = bytes() - g0;
+    opt.applyGradients(first.grads);
+    tf.dispose(Object.values(first.grads));
+    const optimizerState = bytes() - g0 + construction;
+    // Step 2: its peak, phase by phase, above what persists.
+    const persist = bytes();
+    let boundary = Infinity;
+    let second: { value: tf.Scalar; grads: tf.NamedTensorMap } | null = null;
+    const fb = await tf.profile(() => {
+      second = opt.computeGradients(() => {
+        const l = f();
+        boundary = kernelsProfiledSoFar();
+        return l;
+      }, vars);
+    });
+    // tf.profile returns the engine's one profile object, which the next tf.profile resets: copy first.
+    const fbPeak = fb.peakBytes;
+    const fbKernels = fb.kernels.map((k) => ({ name: k.name, bytes: k.totalBytesSnapshot }));
+    const firstBackward = fb.kernels[boundary];
+    const keptByForward = firstBackward ? firstBackward.totalBytesSnapshot - firstBackward.bytesAdded - persist : fbPeak - persist;
+    const step = second as unknown as { value: tf.Scalar; grads: tf.NamedTensorMap };
+    step.value.dispose();
+    const up = await tf.profile(() => opt.applyGradients(step.grads));
+    tf.dispose(Object.values(step.grads));
+    const phases = { forwardKept: keptByForward, backward: fbPeak - persist, update: up.peakBytes - persist };
+    const stepPeak = Math.max(phases.backward, phases.update);
+    const batchBytes = tensorBytes(batch.xs) + tensorBytes(batch.ys);
+    const measuredParts: AnatomyParts = { weights, gradients, optimizer: optimizerState, batch: batchBytes, activations: stepPeak - gradients };
+    const measured = { ...measuredParts, total: weights + optimizerState + batchBytes + stepPeak };
+    const predicted = predictAnatomy(built, kind, batch.xs.shape[0], { targetsPerExample: batch.ys.size / batch.ys.shape[0] });
+    const ratio = Object.fromEntries([...ANATOMY_PARTS, 'total' as const].map((k) => [k, predicted[k] > 0 ? measured[k] / predicted[k] : null])) as StepAnatomy['ratio'];
+    const timeline: AnatomyTimelinePoint[] = [
+      ...fbKernels.map((k, i) => ({ kernel: i, name: k.name, phase: i < boundary ? ('forward' as const) : ('backward' as const), bytes: k.bytes - persist })),
+      ...up.kernels.map((k, i) => ({ kernel: fbKernels.length + i, name: k.name, phase: 'update' as const, bytes: k.totalBytesSnapshot - persist })),
+    ];
+    return {
+      optimizer: kind,
+      batchSize: batch.xs.shape[0],
+      parameters: predicted.parameters,
+      measured,
+      predicted,
+      ratio,
+      phases,
+      peakPhase: phases.update > phases.backward ? 'update' : 'backward',
+      timeline,
+      backend: tf.getBackend(),
+      unreliable: tf.memory().unreliable === true,
+    };
+  } finally {
+    if (typeof optimizer === 'string') disposeOptimizer(opt);
+    if (typeof model === 'function') built.dispose();
   }
 }

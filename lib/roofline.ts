@@ -22,10 +22,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { deviceLabel } from './backends/device';
-import { benchmark, median, settle, type Timing } from './timing';
-import { kernelCost, searchMatMul, type KernelCost, type KernelKind, type MatMulShape } from './flops';
+import { benchmark, benchmarkWithin, isSynchronousBackend, settle, tinyOpChain, type Syncable, type Timing } from './timing';
+import { baseKernelName, kernelCost, MATMUL_KERNELS, searchMatMul, type KernelCost, type KernelKind, type MatMulShape } from './flops';
 import { matMulLayout } from './monitor/profile';
-import { kernelsByPhase, spanSeconds, type KernelSpan, type Trace } from './monitor/trace';
+import { kernelsByPhase, recordTrace, spanSeconds, traceSteps, type KernelSpan, type Trace, type TraceBatch, type TraceOptions } from './monitor/trace';
 import { isQuick } from './env';
 import { type Row } from './charts';
 
@@ -79,11 +79,14 @@ export interface BandwidthCeiling {
 export interface OverheadCeiling {
   backend: string;
   device: string;
-  /** Seconds per tiny op inside a chain of them (median run ÷ chain length): the per-op overhead. */
+  /**
+   * Seconds per tiny op inside a chain of them (fastest run ÷ chain length): the per-op overhead.
+   * The fastest run, as for the other ceilings: on a shared machine it is the least disturbed.
+   */
   perOpSeconds: number;
-  /** The same from the fastest run. */
-  perOpSecondsBest: number;
-  /** Seconds of one tiny op followed by reading its result back: the latency a single synced call sees. */
+  /** The same from the median run. */
+  perOpSecondsMedian: number;
+  /** Seconds of one tiny op followed by reading its result back (fastest repeat): the latency a single synced call sees. */
   syncedSeconds: number;
   op: string;
   /** Ops in the chain. */
@@ -210,7 +213,7 @@ export async function bandwidthCeiling(options: BandwidthOptions = {}): Promise<
 
 /** Options of {@link overheadCeiling}. */
 export interface OverheadOptions {
-  /** Tiny ops per chain (default 200). */
+  /** Tiny ops per chain (default 200; quick 100). */
   chain?: number;
   repeats?: number;
   warmup?: number;
@@ -225,29 +228,20 @@ export interface OverheadOptions {
  * measurement so the op really is dispatched to the GPU, as it is inside a training step.
  */
 export async function overheadCeiling(options: OverheadOptions = {}): Promise<OverheadCeiling> {
-  const chain = options.chain ?? 200;
+  const chain = options.chain ?? (isQuick() ? 100 : 200);
   const webgpu = tf.getBackend() === 'webgpu';
   const forward = webgpu ? tf.env().getBool('WEBGPU_CPU_FORWARD') : null;
   if (webgpu) tf.env().set('WEBGPU_CPU_FORWARD', false);
   const one = tf.ones([1]);
   try {
-    const timing = await benchmark(async () => {
-      let x = tf.add(one, one);
-      for (let i = 1; i < chain; i++) {
-        const next = tf.add(x, one);
-        x.dispose();
-        x = next;
-      }
-      await settle(x);
-      x.dispose();
-    }, { warmup: options.warmup ?? 2, repeats: options.repeats ?? 7 });
-    const syncedTiming = await benchmark(() => tf.add(one, one), { warmup: options.warmup ?? 2, repeats: options.repeats ?? 7 });
+    const timing = await benchmark(() => tinyOpChain(chain), { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 7) });
+    const syncedTiming = await benchmark(() => tf.add(one, one), { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 7) });
     return {
       backend: tf.getBackend(),
       device: deviceLabel(),
-      perOpSeconds: timing.median / chain,
-      perOpSecondsBest: timing.min / chain,
-      syncedSeconds: syncedTiming.median,
+      perOpSeconds: timing.min / chain,
+      perOpSecondsMedian: timing.median / chain,
+      syncedSeconds: syncedTiming.min,
       op: `add of two 1-element tensors, ${chain} in a chain`,
       chain,
       note: webgpu ? 'WEBGPU_CPU_FORWARD was off during the measurement, so the tiny ops ran on the GPU' : '',
@@ -422,7 +416,10 @@ export interface KernelPoint {
   flops: number | null;
   bytes: number | null;
   intensity: number | null;
-  /** Median seconds of this call over the traced steps. */
+  /**
+   * Seconds of this call: the fastest of the same call over the traced steps (on a shared machine
+   * the least disturbed one, as for the ceilings, which are fastest repeats too).
+   */
   seconds: number;
   /** Achieved GFLOP/s (null when FLOPs are unknown or zero). */
   gflops: number | null;
@@ -431,15 +428,16 @@ export interface KernelPoint {
 }
 
 function kernelLabel(k: KernelSpan): string {
-  if (!(k.name === 'BatchMatMul' || k.name === '_FusedMatMul' || k.name === 'MatMul')) return k.name;
+  if (!MATMUL_KERNELS.has(baseKernelName(k.name))) return k.name;
   const layout = matMulLayout(k.inputShapes.map((s) => s ?? []), k.outputShapes);
   return layout ? `${k.name} · ${layout}` : k.name;
 }
 
 /**
  * Every kernel call of one training step, from a trace of several (`monitor.traceSteps`), with
- * its FLOPs and bytes (`flops.kernelCost`), its time (median of the same call over the traced
- * steps: GPU busy time where recorded, else host self time) and its regime against `ceilings`.
+ * its FLOPs and bytes (`flops.kernelCost`), its time (the fastest of the same call over the
+ * traced steps: GPU busy time where recorded, else host self time) and its regime against
+ * `ceilings`.
  * The steps must run the same kernels in the same order; if they do not, the first step's times
  * are used alone.
  */
@@ -452,7 +450,7 @@ export function kernelPoints(trace: Trace, ceilings: Ceilings | Roof, options: C
   const used = same ? steps : [steps[0]];
   return first.map((k, i) => {
     const cost = kernelCost(k);
-    const seconds = median(used.map((s) => spanSeconds(s.kernels[i])));
+    const seconds = Math.min(...used.map((s) => spanSeconds(s.kernels[i])));
     const c = classify(cost, seconds, roof, options);
     return {
       call: i,
@@ -525,4 +523,287 @@ export function regimeSummary(points: readonly KernelPoint[]): { regime: Regime;
       return { regime, calls: ps.length, ms: s * 1e3, sharePct: total > 0 ? (100 * s) / total : 0 };
     })
     .filter((r) => r.calls > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A training step, diagnosed: trace, kernel points, table and time per step
+// ---------------------------------------------------------------------------------------------
+
+/** A training step on one batch: `run(xs, ys)` returns what to sync (the loss). `train.seedTrainStep` returns one. */
+export interface StepLike {
+  run(xs: tf.Tensor, ys: tf.Tensor): Syncable;
+}
+
+/** Everything {@link analyzeStep} found about one training step. */
+export interface StepAnalysis {
+  /** The name given (e.g. `stock`, `fused`). */
+  variant: string;
+  backend: string;
+  device: string;
+  /** The kernel timeline of the traced steps (with their input pipeline). */
+  trace: Trace;
+  /** Every kernel call of one step, on the roofline. */
+  points: KernelPoint[];
+  table: KernelTableRow[];
+  regimes: ReturnType<typeof regimeSummary>;
+  /** Kernel calls per step (called by the op layer, i.e. not counting kernels called by kernels). */
+  kernelsPerStep: number;
+  /** Kernels not in the cost model, by name (listed, not guessed). */
+  unknownKernels: string[];
+  /** The step timed unrecorded (warm-up, sync, repeats) on one batch, before the trace. */
+  timing: Timing;
+  /** Fastest ms per step, unrecorded (the least disturbed repeat on a shared machine; the median is in `timing`). */
+  msPerStep: number;
+}
+
+/** Options of {@link analyzeStep}. */
+export interface AnalyzeStepOptions extends ClassifyOptions {
+  /** Traced steps (default 3). */
+  steps?: number;
+  /** Warm-up steps before the unrecorded timing (default 2; WebGPU compiles shaders in them). One more runs before the trace. */
+  warmup?: number;
+  /** Timed repeats of the unrecorded step (default 10; quick 5). */
+  repeats?: number;
+  /** Trace options (GPU timestamps on WebGPU). */
+  trace?: TraceOptions;
+}
+
+/**
+ * Diagnose a training step on the current backend: time it unrecorded on the first batch
+ * through `timing.benchmark` (warm-up, sync, repeats), then trace `steps` more steps with their
+ * input pipeline (`monitor.traceSteps`), place every kernel of a step on the roofline of
+ * `ceilings` ({@link kernelPoints}) and group them ({@link kernelTable}, {@link regimeSummary}).
+ * `batches` must yield at least `steps + 2` batches; they are disposed after use.
+ */
+export async function analyzeStep(
+  variant: string,
+  step: StepLike,
+  batches: Iterable<TraceBatch> | AsyncIterable<TraceBatch>,
+  ceilings: Ceilings,
+  options: AnalyzeStepOptions = {},
+): Promise<StepAnalysis> {
+  if (ceilings.backend !== tf.getBackend()) throw new Error(`analyzeStep(${variant}): the ceilings were measured on '${ceilings.backend}' but '${tf.getBackend()}' is running`);
+  const it = Symbol.asyncIterator in batches ? (batches as AsyncIterable<TraceBatch>)[Symbol.asyncIterator]() : (batches as Iterable<TraceBatch>)[Symbol.iterator]();
+  let trace: Trace;
+  let timing: Timing;
+  try {
+    // Time first, unrecorded, on the first batch (its warm-up warms the step for the trace too),
+    // so nothing the recorder did (wrapping and restoring kernels) can touch the timing.
+    const first = await it.next();
+    if (first.done) throw new Error(`analyzeStep(${variant}): no batches`);
+    const batch = first.value;
+    try {
+      timing = await benchmark(() => step.run(batch.xs, batch.ys), { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 5 : 10) });
+    } finally {
+      tf.dispose([batch.xs, batch.ys]);
+    }
+    // The rest of the same iterator feeds the trace (traceSteps must not close it early).
+    const rest: AsyncIterable<TraceBatch> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(it.next()) }) };
+    trace = await traceSteps((b) => step.run(b.xs, b.ys), rest, { steps: options.steps, warmup: 1, ...options.trace });
+  } finally {
+    await it.return?.();
+  }
+  const points = kernelPoints(trace, ceilings, options);
+  const stepKernels = kernelsByPhase(trace, 'step')[0].kernels;
+  return {
+    variant,
+    backend: trace.backend,
+    device: trace.device,
+    trace,
+    points,
+    table: kernelTable(points),
+    regimes: regimeSummary(points),
+    kernelsPerStep: stepKernels.filter((k) => k.depth === 0).length,
+    unknownKernels: [...new Set(points.filter((p) => p.kind === 'unknown').map((p) => p.kernel))],
+    timing,
+    msPerStep: timing.min * 1e3,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The overhead test: time per step against batch size
+// ---------------------------------------------------------------------------------------------
+
+/** One batch size of {@link stepTimeByBatch}. */
+export interface BatchStepTime {
+  backend: string;
+  batch: number;
+  /** Median ms per step. */
+  msPerStep: number;
+  /** Fastest repeat, ms: the least disturbed on a shared machine; the verdict reads these. */
+  minMs: number;
+  maxMs: number;
+  /** µs per sample, from the fastest repeat (minMs × 1000 / batch). */
+  usPerSample: number;
+  /** minMs ÷ minMs at the smallest batch. */
+  relative: number;
+}
+
+/** What {@link stepTimeByBatch} measured. */
+export interface BatchSweep {
+  backend: string;
+  rows: BatchStepTime[];
+  /** Batch sizes not timed because one step at the previous size already took longer than the budget, or null. */
+  skipped: { batches: number[]; reason: string } | null;
+}
+
+/**
+ * Horace He's overhead test: time one training step (synced; warm-up, repeats through
+ * `timing.benchmark`: 9, quick 5, only 2 for a step slower than the budget) at each batch size
+ * in `batches` (ascending), on random inputs of
+ * `features` values with one-hot targets of `classes`. Stops growing the batch once a step takes
+ * longer than `budgetSeconds` (default 0.5 s; quick 0.15 s), except for batches up to
+ * `alwaysUpTo`, and lists what it skipped. Where the time per step barely grows with the batch,
+ * the step is overhead-bound.
+ */
+export async function stepTimeByBatch(
+  step: StepLike,
+  batches: readonly number[],
+  options: { features?: number; classes?: number; repeats?: number; warmup?: number; budgetSeconds?: number; alwaysUpTo?: number } = {},
+): Promise<BatchSweep> {
+  const features = options.features ?? 784;
+  const classes = options.classes ?? 10;
+  const budget = options.budgetSeconds ?? (isQuick() ? 0.15 : 0.5);
+  const sizes = [...batches].sort((a, b) => a - b);
+  if (!sizes.length || !sizes.every((b) => Number.isInteger(b) && b > 0)) throw new Error(`stepTimeByBatch: batch sizes must be positive integers, got [${batches}]`);
+  const rows: BatchStepTime[] = [];
+  let skipped: BatchSweep['skipped'] = null;
+  for (let i = 0; i < sizes.length; i++) {
+    const b = sizes[i];
+    const { xs, ys } = tf.tidy(() => ({
+      xs: tf.randomUniform([b, features], 0, 1, 'float32', b),
+      ys: tf.oneHot(tf.randomUniform([b], 0, classes, 'int32', b + 1), classes).toFloat(),
+    }));
+    let t: Timing;
+    try {
+      // WebGPU compiles shaders for every new shape over the first steps: two warm-up steps there.
+      // A slow step (over the budget) gets 2 repeats in all; a fast one the full count, so the
+      // fastest repeat is a fair reading on a busy machine without the slow backends taking minutes.
+      t = await benchmarkWithin(() => step.run(xs, ys), {
+        warmup: options.warmup ?? (isQuick() && isSynchronousBackend() ? 1 : 2),
+        repeats: options.repeats ?? (isQuick() ? 5 : 9),
+        slowRepeats: options.repeats ?? 2,
+        budgetSeconds: budget,
+      });
+    } finally {
+      tf.dispose([xs, ys]);
+    }
+    const ms = t.median * 1e3;
+    const min = t.min * 1e3;
+    rows.push({ backend: tf.getBackend(), batch: b, msPerStep: ms, minMs: min, maxMs: t.max * 1e3, usPerSample: (min * 1e3) / b, relative: min / (rows[0]?.minMs ?? min) });
+    if (t.median > budget && i < sizes.length - 1 && sizes[i + 1] > (options.alwaysUpTo ?? 0)) {
+      skipped = { batches: sizes.slice(i + 1), reason: `one step at batch ${b} took ${ms.toFixed(0)} ms, over the ${(budget * 1e3).toFixed(0)} ms budget` };
+      break;
+    }
+  }
+  return { backend: tf.getBackend(), rows, skipped };
+}
+
+/** The overhead test's reading at one batch size. */
+export interface OverheadVerdict {
+  backend: string;
+  /** The batch asked about (the article's 100), and its fastest step in ms. */
+  batch: number;
+  msPerStep: number;
+  /** The smallest batch timed (1) and its fastest step in ms. */
+  smallestBatch: number;
+  smallestMs: number;
+  /** smallestMs ÷ msPerStep: the share of a step at `batch` that a step of the smallest batch already costs (fixed, per-step cost). */
+  fixedShare: number;
+  /** The largest batch whose step took at most `flatFactor` × the smallest batch's: the end of the flat part. */
+  flatUpTo: number;
+  /**
+   * `overhead-bound` when the step at `batch` is still on the flat part, or when a step of the
+   * smallest batch already costs at least half of it (fixedShare ≥ 0.5); else `compute/memory-bound`.
+   */
+  regime: 'overhead-bound' | 'compute/memory-bound';
+  /** One sentence from the numbers. */
+  sentence: string;
+}
+
+/**
+ * Read a {@link BatchSweep} from its fastest repeats: where the flat part ends (time within
+ * `flatFactor`, default 1.5, of the smallest batch's) and which regime a step at `batch` (default
+ * 100) is in: overhead-bound on the flat part, or when at least half of its time is the fixed
+ * cost a step of the smallest batch already pays. Throws when `batch` was not timed.
+ */
+export function overheadVerdict(sweep: BatchSweep, options: { batch?: number; flatFactor?: number } = {}): OverheadVerdict {
+  const at = options.batch ?? 100;
+  const factor = options.flatFactor ?? 1.5;
+  const rows = sweep.rows;
+  const row = rows.find((r) => r.batch === at);
+  if (!row) throw new Error(`overheadVerdict: batch ${at} was not timed on ${sweep.backend} (timed: ${rows.map((r) => r.batch).join(', ')})`);
+  const small = rows[0];
+  let flatUpTo = small.batch;
+  for (const r of rows) {
+    if (r.minMs <= factor * small.minMs) flatUpTo = r.batch;
+    else break;
+  }
+  const fixedShare = small.minMs / row.minMs;
+  const flat = at <= flatUpTo;
+  const regime = flat || fixedShare >= 0.5 ? 'overhead-bound' : 'compute/memory-bound';
+  const pct = `${(100 * Math.min(1, fixedShare)).toFixed(0)} %`;
+  const times = `a step of ${at} samples took ${row.minMs.toFixed(2)} ms and a step of ${small.batch} took ${small.minMs.toFixed(2)} ms (fastest repeats)`;
+  const sentence = flat
+    ? `On ${sweep.backend}, ${times}: the time is still flat at batch ${at} (the flat part runs to batch ${flatUpTo}), so the article's experiment is overhead-bound here: ${pct} of its step is a cost that does not grow with the batch.`
+    : regime === 'overhead-bound'
+      ? `On ${sweep.backend}, ${times}: past the flat part (it ends at batch ${flatUpTo}), yet a step of ${small.batch} already costs ${pct} of it, so more than half of the article's step is a fixed per-step cost: it is overhead-bound here.`
+      : `On ${sweep.backend}, ${times}: the flat part ends at batch ${flatUpTo} and a step of ${small.batch} costs only ${pct} of one of ${at}, so at batch ${at} the arithmetic and memory traffic dominate: the article's experiment is compute/memory-bound here.`;
+  return { backend: sweep.backend, batch: at, msPerStep: row.minMs, smallestBatch: small.batch, smallestMs: small.minMs, fixedShare, flatUpTo, regime, sentence };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fusion, the fix for overhead: one kernel instead of three
+// ---------------------------------------------------------------------------------------------
+
+/** One side of {@link fusedMatMulComparison}. */
+export interface FusionRow {
+  backend: string;
+  variant: 'three ops' | 'tf.fused.matMul';
+  /** Kernel calls of one evaluation (from a trace), and their names in order. */
+  kernels: number;
+  kernelNames: string;
+  /** Of those, the kernels that do arithmetic or move data (not Reshape/Identity, which only relabel a tensor). */
+  workKernels: number;
+  /** Median ms of one evaluation, synced. */
+  ms: number;
+  timing: Timing;
+  /** Largest absolute difference from the three-op result (0 for the three ops themselves). */
+  maxAbsDiff: number;
+}
+
+/**
+ * `relu(x·W + b)` as three ops (`matMul`, `add`, `relu`) against `tf.fused.matMul` with bias and
+ * ReLU (one `_FusedMatMul` kernel), on the current backend: kernels per evaluation (traced),
+ * time (warm-up, sync, repeats: 30, quick 10, only 3 where one evaluation takes over 50 ms) and
+ * the largest difference between the two results.
+ */
+export async function fusedMatMulComparison(shape: MatMulShape = { m: 100, k: 784, n: 500 }, options: { repeats?: number; warmup?: number } = {}): Promise<FusionRow[]> {
+  const x = tf.randomUniform([shape.m, shape.k], -1, 1, 'float32', 5);
+  const w = tf.randomUniform([shape.k, shape.n], -0.1, 0.1, 'float32', 6);
+  const b = tf.randomUniform([shape.n], -0.1, 0.1, 'float32', 7);
+  const variants: [FusionRow['variant'], () => tf.Tensor][] = [
+    ['three ops', () => tf.relu(tf.add(tf.matMul(x, w), b))],
+    ['tf.fused.matMul', () => tf.fused.matMul({ a: x, b: w, bias: b, activation: 'relu' })],
+  ];
+  const reference = tf.tidy(variants[0][1]);
+  try {
+    const rows: FusionRow[] = [];
+    for (const [variant, fn] of variants) {
+      const out = tf.tidy(fn);
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(out, reference))));
+      const maxAbsDiff = (await diff.data())[0];
+      tf.dispose([out, diff]);
+      const trace = await recordTrace(() => {
+        tf.tidy(fn);
+      });
+      const top = trace.kernels.filter((k) => k.depth === 0);
+      const t = await benchmarkWithin(fn, { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 10 : 30), slowRepeats: options.repeats ?? 3, budgetSeconds: 0.05 });
+      const work = top.filter((k) => kernelCost(k).kind !== 'no-op').length;
+      rows.push({ backend: tf.getBackend(), variant, kernels: top.length, kernelNames: top.map((k) => k.name).join(', '), workKernels: work, ms: t.median * 1e3, timing: t, maxAbsDiff });
+    }
+    return rows;
+  } finally {
+    tf.dispose([x, w, b, reference]);
+  }
 }

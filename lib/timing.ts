@@ -99,6 +99,28 @@ export async function settle(t: tf.Tensor): Promise<void> {
 }
 
 /**
+ * Run `length` dependent adds on 1-element tensors (each on the previous result), then wait for
+ * the device ({@link settle}). The arithmetic is nil, so the time is the fixed cost of `length`
+ * kernel calls: time it to measure per-op overhead. Leaves no tensors behind.
+ */
+export async function tinyOpChain(length: number): Promise<void> {
+  if (!Number.isInteger(length) || length < 1) throw new Error(`tinyOpChain: length must be a positive integer, got ${length}`);
+  const one = tf.ones([1]);
+  try {
+    let x = tf.add(one, one);
+    for (let i = 1; i < length; i++) {
+      const next = tf.add(x, one);
+      x.dispose();
+      x = next;
+    }
+    await settle(x);
+    x.dispose();
+  } finally {
+    one.dispose();
+  }
+}
+
+/**
  * Time `fn`: `warmup` untimed runs, then `repeats` timed runs. Each run is synced before the
  * clock stops, so asynchronous GPU work is counted. Returns every sample in seconds.
  *
@@ -124,3 +146,27 @@ export async function benchmark(
   }
   return { ...summarize(samples), device: options.device ?? describeDevice() };
 }
+
+/** Options of {@link benchmarkWithin}. */
+export interface BudgetedBenchmarkOptions extends BenchmarkOptions {
+  /** A run slower than this (seconds) gets only `slowRepeats` repeats in all. */
+  budgetSeconds: number;
+  /** Repeats for a slow run (default 2). */
+  slowRepeats?: number;
+}
+
+/**
+ * {@link benchmark} on a time budget: after the warm-up, one timed run; if it took longer than
+ * `budgetSeconds`, `slowRepeats` repeats in all, else `repeats`. Every sample is kept. Use it
+ * where one measurement runs on fast and slow backends alike (native, and the pure-JS cpu
+ * backend 100× slower), so the fast ones get enough repeats for a fair fastest-of and the slow
+ * ones do not take minutes.
+ */
+export async function benchmarkWithin(fn: () => Syncable | Promise<Syncable>, options: BudgetedBenchmarkOptions): Promise<Timing> {
+  const first = await benchmark(fn, { warmup: options.warmup, repeats: 1 });
+  const repeats = first.min > options.budgetSeconds ? (options.slowRepeats ?? 2) : (options.repeats ?? 5);
+  if (repeats <= 1) return first;
+  const rest = await benchmark(fn, { warmup: 0, repeats: repeats - 1 });
+  return { ...summarize([...first.samples, ...rest.samples]), device: first.device };
+}
+

@@ -17,12 +17,16 @@
  * time split. {@link fit} wraps `model.fit` with the same callbacks and epoch logs.
  */
 import * as tf from '@tensorflow/tfjs';
+import { AccumulatingOptimizer } from './accumulate';
 import { BatchSource, sliceTensorBatches, type Batch as DataBatch } from './data/batches';
 import type { ImageSet } from './data/image-set';
 import { timeBatches } from './monitor/pipeline';
 import { createFusedStep, fusedStepAvailable, planFusedStep, sgdSettings, type StepKind } from './fused-step';
 
 export { countStepKernels, fusedStepAvailable, kernelCountTable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
+
+export { AccumulatingOptimizer, accumulating } from './accumulate';
+export { checkpointed, CheckpointedSegment, segmentSizes, type CheckpointOptions } from './checkpoint';
 
 // ---------------------------------------------------------------------------------------------
 // The seed experiment and models
@@ -126,6 +130,35 @@ export function disposeOptimizer(optimizer: tf.Optimizer): void {
   optimizer.dispose();
   const c = (optimizer as unknown as { c?: tf.Tensor }).c;
   if (c && !c.isDisposed) c.dispose();
+}
+
+/** The optimizers whose state `memory.anatomy` knows: plain SGD, SGD with momentum, Adam. */
+export type OptimizerKind = 'sgd' | 'momentum' | 'adam';
+
+/**
+ * A fresh optimizer of a kind: SGD (lr 0.01 unless given), SGD with the article's momentum 0.9
+ * (lr 0.001 unless given, as {@link seedOptimizer}) or Adam (lr 0.001 unless given).
+ */
+export function makeOptimizer(kind: OptimizerKind, learningRate?: number): tf.Optimizer {
+  switch (kind) {
+    case 'sgd':
+      return tf.train.sgd(learningRate ?? 0.01);
+    case 'momentum':
+      return tf.train.momentum(learningRate ?? SEED_EXPERIMENT.learningRate, SEED_EXPERIMENT.momentum);
+    case 'adam':
+      return tf.train.adam(learningRate ?? 0.001);
+    default:
+      throw new Error(`makeOptimizer: unknown optimizer kind '${String(kind)}' (known: sgd, momentum, adam)`);
+  }
+}
+
+/** The {@link OptimizerKind} of a tfjs optimizer, from its class name; throws for other optimizers. */
+export function optimizerKind(optimizer: tf.Optimizer): OptimizerKind {
+  const name = optimizer.getClassName();
+  const kinds: Record<string, OptimizerKind> = { SGD: 'sgd', Momentum: 'momentum', Adam: 'adam' };
+  const kind = kinds[name];
+  if (!kind) throw new Error(`optimizerKind: '${name}' is not one of SGD, Momentum, Adam`);
+  return kind;
 }
 
 /**
@@ -395,6 +428,8 @@ export interface EpochLog {
   computeSeconds: number;
   batches: number;
   samples: number;
+  /** Optimizer updates this epoch: one per batch, or one per `accumulate` batches. */
+  updates: number;
   /** Mean of the batch losses that were read back this epoch (the last batch's at least). */
   loss: number;
 }
@@ -428,6 +463,14 @@ export interface TrainLoopOptions {
    * latter (for before/after comparisons). {@link TrainResult.step} says which ran, and why.
    */
   step?: StepKind;
+  /**
+   * Gradient accumulation: each batch is a micro-batch, and the weights are updated once per
+   * `accumulate` batches with the size-weighted mean of their gradients (a partial group is
+   * applied at the end of each epoch). 4 micro-batches of 25 update like one batch of 100, while a
+   * step holds the activations of 25. Default 1 (an update per batch). It runs the stock step
+   * (`optimizer.minimize` through {@link AccumulatingOptimizer}); `step: 'fused'` cannot go with it.
+   */
+  accumulate?: number;
   onBatchEnd?: (info: BatchEnd) => void | Promise<void>;
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
 }
@@ -441,6 +484,8 @@ export interface TrainResult {
   computeSeconds: number;
   batches: number;
   samples: number;
+  /** Optimizer updates in total (fewer than batches with `accumulate`). */
+  updates: number;
   /**
    * CPU seconds this process used during the loop (all threads). On a machine shared with other
    * work, wall time includes waiting for a core; CPU time estimates what a dedicated core would take.
@@ -477,17 +522,38 @@ async function* asAsync(it: Iterable<Batch> | AsyncIterable<Batch>): AsyncGenera
 export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpoch, options: TrainLoopOptions): Promise<TrainResult> {
   const { epochs } = options;
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`trainLoop: epochs must be a positive integer, got ${epochs}`);
+  const accumulate = options.accumulate ?? 1;
+  if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`trainLoop: accumulate must be a positive integer, got ${accumulate}`);
+  if (accumulate > 1 && options.step === 'fused') throw new Error("trainLoop: accumulate runs the stock step (optimizer.minimize); it cannot be combined with step: 'fused'");
   const optimizer = options.optimizer ?? seedOptimizer();
-  const step = seedTrainStep(model, { optimizer, loss: options.loss ?? 'softmaxCrossEntropy', step: options.step });
+  const accumulator = accumulate > 1 ? new AccumulatingOptimizer(optimizer, accumulate) : null;
+  const loss = options.loss ?? 'softmaxCrossEntropy';
+  const step = accumulator ? accumulatingStep(model, accumulator, loss) : seedTrainStep(model, { optimizer, loss, step: options.step });
   try {
-    return await loopWith(step, batchesFor, options);
+    return await loopWith(step, batchesFor, options, accumulator);
   } finally {
     step.dispose();
+    accumulator?.dispose();
     if (!options.optimizer) disposeOptimizer(optimizer);
   }
 }
 
-async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, options: TrainLoopOptions): Promise<TrainResult> {
+/** The stock step through an {@link AccumulatingOptimizer}, weighting each micro-batch by its size. */
+function accumulatingStep(model: tf.LayersModel, accumulator: AccumulatingOptimizer, loss: LossName | LossFn): SeedTrainStep {
+  const stock = seedTrainStep(model, { optimizer: accumulator, loss, step: 'stock' });
+  return {
+    kind: 'stock',
+    reason: `stock optimizer.minimize step, gradients accumulated over ${accumulator.steps} micro-batches per update`,
+    run: (xs, ys) => {
+      accumulator.nextWeight = xs.shape[0];
+      return stock.run(xs, ys);
+    },
+    gradients: (xs, ys) => stock.gradients(xs, ys),
+    dispose: () => stock.dispose(),
+  };
+}
+
+async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, options: TrainLoopOptions, accumulator: AccumulatingOptimizer | null): Promise<TrainResult> {
   const { epochs } = options;
   const lossEvery = options.lossEvery ?? 0;
   const syncEveryStep = options.syncEveryStep ?? true;
@@ -504,6 +570,7 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
     let computeSeconds = 0;
     let batches = 0;
     let samples = 0;
+    const updates0 = accumulator?.updates ?? 0;
     const losses: number[] = [];
     // The step's loss (read back every `lossEvery` batches, else at the end of the epoch).
     const last: { pending: tf.Scalar | null; lossValue: number | null } = { pending: null, lossValue: null };
@@ -537,6 +604,11 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
           }
         },
       });
+      if (accumulator?.pending) {
+        const c0 = now();
+        accumulator.flush(); // a partial group at the end of the epoch
+        computeSeconds += now() - c0;
+      }
       const lastWasRead = lossEvery > 0 && batches % lossEvery === 0;
       if (last.pending && !lastWasRead) {
         const c0 = now();
@@ -546,6 +618,7 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
       }
     } finally {
       last.pending?.dispose();
+      accumulator?.dispose(); // empty after the flush above; drops a partial sum if a step threw
     }
     if (batches === 0) throw new Error(`trainLoop: epoch ${epoch} produced no batches`);
     const log: EpochLog = {
@@ -555,6 +628,7 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
       computeSeconds,
       batches,
       samples,
+      updates: accumulator ? accumulator.updates - updates0 : batches,
       loss: losses.reduce((a, b) => a + b, 0) / losses.length,
     };
     logs.push(log);
@@ -569,6 +643,7 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
     computeSeconds: logs.reduce((a, l) => a + l.computeSeconds, 0),
     batches: logs.reduce((a, l) => a + l.batches, 0),
     samples: logs.reduce((a, l) => a + l.samples, 0),
+    updates: logs.reduce((a, l) => a + l.updates, 0),
     stoppedBy,
     finalLoss,
     step: { kind: step.kind, reason: step.reason },

@@ -1,7 +1,7 @@
 /**
  * The native TensorFlow backend (`tensorflow` in tfjs): `@tensorflow/tfjs-node` (or
  * `@tensorflow/tfjs-node-gpu`) with its binding built by `npm run setup:tensorflow` against pip's
- * TensorFlow 2.21 libraries (see scripts/setup/tensorflow.cjs and the README).
+ * TensorFlow 2.21 libraries (see scripts/setup/tensorflow.ts and the README).
  *
  * What this module adds on top of the package:
  *

@@ -222,7 +222,7 @@ export function noAdapterHint(): string {
   const icds = icdDirs.flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d).filter((f) => f.endsWith('.json')) : []));
   const explicit = process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES;
   if (icds.length === 0 && !explicit) {
-    return 'no Vulkan driver (ICD) is installed: install the GPU driver, or Mesa ≥ 23 lavapipe for a software GPU (bash scripts/setup/vulkan.sh)';
+    return 'no Vulkan driver (ICD) is installed: install the GPU driver, or Mesa ≥ 23 lavapipe for a software GPU (npm run setup:test-deps installs it)';
   }
   const mesa = (() => {
     try {
@@ -234,7 +234,7 @@ export function noAdapterHint(): string {
     }
   })();
   if (mesa && parseInt(mesa.replace(/^\d+:/, ''), 10) < 23) {
-    return `Dawn rejects Mesa ${mesa} lavapipe (it needs Mesa ≥ 23): bash scripts/setup/vulkan.sh installs it from backports`;
+    return `Dawn rejects Mesa ${mesa} lavapipe (it needs Mesa ≥ 23): npm run setup:test-deps installs it from backports`;
   }
   return `no usable Vulkan adapter among the drivers ${explicit ? `in ${explicit}` : `(${icds.join(', ')})`}`;
 }

@@ -24,6 +24,9 @@ import * as train from '../train';
 /** Notebook 06's source-task experiment (a small convnet base trained on classes 0–4, transferred to 5–9). */
 export * as transferSource from './transfer-source';
 
+/** Notebook 10's measurements: weight comparisons, the checkpointing sweep, the largest batch per technique under a budget. */
+export * as trainingMemory from './training-memory';
+
 /** Options of {@link seedRun}. */
 export interface SeedRunOptions {
   /** `preloaded`: `data.BatchSource` (normalise once per batch on the host, one tensor). `naive`: the article's per-sample DataLoader. */

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Row } from '../charts';
 import { median, sync, type Syncable } from '../timing';
-import { MATMUL_KERNELS } from '../flops';
+import { baseKernelName, MATMUL_KERNELS } from '../flops';
 import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ export async function profileStep(step: () => Syncable, options: { warmup?: numb
       if (typeof t === 'object' && t && 'error' in t) errors.push(`tf.profile: ${t.error}`);
       return {
         name: k.name,
-        variant: MATMUL_KERNELS.has(k.name) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
+        variant: MATMUL_KERNELS.has(baseKernelName(k.name)) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
         composite: k.name === '' || k.name.endsWith('__op'),
         ms: gpuUntimed ? null : typeof t === 'number' ? t : null,
         bytesAdded: k.bytesAdded,

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeDevice, deviceLabel } from '../backends/device';
-import { median, settle, sync, type Syncable } from '../timing';
+import { sync, tinyOpChain, type Syncable } from '../timing';
 import { writeFileAtomic } from '../fsutil';
 import { type ChartSpec, ganttChart, type Row } from '../charts';
 import { kernelCost, type KernelKind } from '../flops';
@@ -426,7 +426,9 @@ export interface TraceStepsOptions extends TraceOptions {
  * Trace a few training steps with their input pipeline: for each batch, an `input` phase (the
  * iterator producing the batch: building and uploading its tensors) and a `step` phase (`step`
  * on it, result synced). `warmup` batches run first, unrecorded. Batches are disposed after
- * their step. Throws when the iterator runs out before `warmup + steps` batches.
+ * their step. Between steps the event loop runs timers (so a `Sampler` alongside records
+ * samples: {@link toChromeTrace}'s counters). Throws when the iterator runs out before
+ * `warmup + steps` batches.
  */
 export async function traceSteps(
   step: (batch: TraceBatch) => Syncable,
@@ -461,6 +463,9 @@ export async function traceSteps(
         } finally {
           tf.dispose([b.xs, b.ys]);
         }
+        // Let timers run between steps (outside every phase): a sampler running alongside gets
+        // its samples in, which become the trace file's counters.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }, options);
   } finally {
@@ -475,12 +480,12 @@ export async function traceSteps(
 /** The price of recording: the same step timed with and without the recorder attached. */
 export interface RecordingCost {
   backend: string;
-  /** Median seconds of a step, unrecorded and recorded. */
+  /** Seconds of a step, unrecorded and recorded: the fastest of each (on a shared machine, the least disturbed). */
   plainSeconds: number;
   recordedSeconds: number;
   /** recorded / plain − 1. */
   overheadFraction: number;
-  /** Kernel calls per step, and the extra µs per kernel call the recorder cost (difference of the medians / calls). */
+  /** Kernel calls per step, and the extra µs per kernel call the recorder cost (difference of the fastest steps / calls). */
   kernelsPerStep: number;
   usPerKernel: number;
   /**
@@ -498,9 +503,9 @@ export interface RecordingCost {
  * Time `step` (synced) without and with a {@link TraceRecorder} attached: `rounds` rounds (default
  * 3), each a block of `repeats` plain steps (default 10) then a block of as many recorded steps
  * inside one recording, so a busy machine disturbs both alike; `warmup` steps before each block
- * are not timed. The figures are medians over all timed steps of each kind. Every run is a real
- * step (weights change). The difference can come out negative on a noisy machine: the cost is
- * then below what the noise lets one measure.
+ * are not timed. The figures are the fastest of all timed steps of each kind (on a shared machine,
+ * the least disturbed). Every run is a real step (weights change). The difference can come out
+ * negative on a noisy machine: the cost is then below what the noise lets one measure.
  */
 export async function recordingCost(step: () => Syncable, options: { repeats?: number; warmup?: number; rounds?: number } & TraceOptions = {}): Promise<RecordingCost> {
   const repeats = options.repeats ?? 10;
@@ -529,9 +534,9 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
     kernels = steps[steps.length - 1].kernels.filter((k) => k.depth === 0).length;
     gpu = trace.gpuTimestamps;
   }
-  const p = median(plain);
-  const r = median(recorded);
-  const chainUsPerKernel = await chainCost(rounds * 3);
+  const p = Math.min(...plain);
+  const r = Math.min(...recorded);
+  const chainUsPerKernel = await chainCost(Math.max(10, rounds * 5));
   return {
     backend: tf.getBackend(),
     plainSeconds: p,
@@ -545,37 +550,25 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
   };
 }
 
-/** µs per kernel call the recorder adds, from a chain of 200 tiny adds timed without and with it (alternating, `repeats` each). */
+/** µs per kernel call the recorder adds, from a chain of 200 tiny adds timed without and with it (alternating, `repeats` each; fastest runs). */
 async function chainCost(repeats: number): Promise<number> {
   const chain = 200;
-  const one = tf.ones([1]);
   const run = async (): Promise<number> => {
     const t0 = ms();
-    let x = tf.add(one, one);
-    for (let i = 1; i < chain; i++) {
-      const next = tf.add(x, one);
-      x.dispose();
-      x = next;
-    }
-    await settle(x);
-    x.dispose();
+    await tinyOpChain(chain);
     return ms() - t0;
   };
   const plain: number[] = [];
   const recorded: number[] = [];
-  try {
-    await run();
-    for (let i = 0; i < repeats; i++) {
-      plain.push(await run());
-      await recordTrace(async () => {
-        await run();
-        recorded.push(await run());
-      });
-    }
-  } finally {
-    one.dispose();
+  await run();
+  for (let i = 0; i < repeats; i++) {
+    plain.push(await run());
+    await recordTrace(async () => {
+      await run();
+      recorded.push(await run());
+    });
   }
-  return ((median(recorded) - median(plain)) * 1000) / chain;
+  return ((Math.min(...recorded) - Math.min(...plain)) * 1000) / chain;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -733,7 +726,10 @@ export function spanSeconds(k: KernelSpan): number {
 export interface GanttOptions {
   title: string;
   subtitle?: string | string[];
-  /** Which phases to draw, by index (default: the first input phase and step phase, i.e. one batch). */
+  /**
+   * Which phases to draw, by index (default: one batch: the fastest step phase, the least
+   * disturbed on a shared machine, and the input phase before it).
+   */
   phases?: readonly number[];
   width?: number;
 }
@@ -745,7 +741,10 @@ export interface GanttOptions {
  * show as empty space. Drag to zoom in JupyterLab.
  */
 export function ganttSpec(trace: Trace, options: GanttOptions): ChartSpec {
-  const chosen = new Set(options.phases ?? [trace.phases.find((p) => p.kind === 'input')?.index, trace.phases.find((p) => p.kind === 'step')?.index].filter((i): i is number => i !== undefined));
+  const steps = trace.phases.filter((p) => p.kind === 'step');
+  const fastest = steps.length ? steps.reduce((a, b) => (b.durUs < a.durUs ? b : a)) : undefined;
+  const before = fastest ? trace.phases.filter((p) => p.kind === 'input' && p.index < fastest.index).pop() : undefined;
+  const chosen = new Set(options.phases ?? [before?.index, fastest?.index].filter((i): i is number => i !== undefined));
   const phases = trace.phases.filter((p) => chosen.has(p.index));
   if (!phases.length) throw new Error('ganttSpec: the trace has no phases to draw');
   const t0 = Math.min(...phases.map((p) => p.startUs));

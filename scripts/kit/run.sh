@@ -1,7 +1,8 @@
 #!/bin/sh
 # gpulab GPU kit: unpack once, then run the bundled benchmark on this machine's GPU through
 # WebGPU (Dawn on Vulkan). For a bare Linux x86-64 machine with a GPU driver: no Node, no npm,
-# no internet needed. Built by scripts/kit/build.sh (npm run kit).
+# no internet needed. Built by scripts/kit/build.ts (npm run kit). POSIX shell on purpose: it
+# runs on the GPU machine before the kit's own node is unpacked, so nothing else can run it.
 #
 #   ./run.sh [arguments]           run the bench entry the kit was built with (see MANIFEST.json)
 #   ./run.sh --smoke [arguments]   run the GPU smoke test (bench/gpu-smoke.ts; e.g. --epochs 5)

@@ -10,11 +10,14 @@ failing cell it stops that notebook and reports the notebook's name, the
 cell's number and source, and the error text; the partial run is kept as NAME.failed.ipynb.
 The executed copy is signed (trusted) so classic Notebook shows its SVG charts.
 
-Usage: run_notebooks.py [--out DIR] [--timeout SECONDS] [--times FILE] [NOTEBOOK ...]
+Usage: nbclient_runner.py [--out DIR] [--timeout SECONDS] [--times FILE] NOTEBOOK ...
+Started by scripts/notebooks/run.ts (npm run notebooks), which runs it with the project-local
+Jupyter's Python and names the collection's notebooks when none are given.
 Exit status: 0 when every notebook ran clean, 1 otherwise.
+
+Python here only because nbclient (Jupyter's own execution API) is Python.
 """
 import argparse
-import glob
 import json
 import os
 import re
@@ -45,7 +48,7 @@ def write_atomic(nb, path):
         raise
 
 
-TIMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "notebook-times.json")
+TIMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "notebook-times.json")
 PERIOD = 30.0  # seconds between progress lines when stdout is not a terminal
 
 
@@ -282,12 +285,9 @@ def main():
     ap.add_argument("--out", default="build/notebooks")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     ap.add_argument("--times", default=TIMES_FILE, help="per-cell times of the last run (for estimates)")
-    ap.add_argument("notebooks", nargs="*")
+    ap.add_argument("notebooks", nargs="+")
     args = ap.parse_args()
-    paths = args.notebooks or sorted(glob.glob("notebooks/*.ipynb"))
-    if not paths:
-        print("no notebooks found", file=sys.stderr)
-        return 1
+    paths = args.notebooks
     os.makedirs(args.out, exist_ok=True)
     mode = "quick" if os.environ.get("GPULAB_QUICK", "") not in ("", "0", "false") else "full"
     all_times = load_times(args.times)

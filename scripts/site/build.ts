@@ -3,15 +3,16 @@
  * SVG fallbacks, the executed notebooks for download, and the site's own copy of vega, vega-lite,
  * vega-embed (from node_modules, so the pages need no CDN) and a highlight.js theme.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { chartCount, readNotebook, runInfo, titleAndSummary, type Notebook } from './notebook';
+import { listNotebooks, readNotebook, type Notebook } from '../notebooks/format';
+import { runNotebooks } from '../notebooks/run';
+import { chartCount, runInfo, titleAndSummary } from './notebook';
 import { indexHtml, notebookPageHtml, renderNotebookBody, type IndexEntry } from './render';
 
 /** Options of {@link buildSite}. */
 export interface BuildOptions {
-  /** The repository root (holds scripts/notebooks/run.cjs and node_modules). */
+  /** The repository root (holds .venv, the project-local Jupyter that runs notebooks, and node_modules). */
   root: string;
   /** The committed notebooks: they decide which pages exist, and in which order. */
   sources: string;
@@ -83,10 +84,7 @@ export function packageDir(name: string, root: string): string {
 /** The committed notebooks in reading order (file names). */
 export function listSources(sources: string): string[] {
   if (!fs.existsSync(sources)) throw new Error(`publish: the notebook folder ${sources} does not exist`);
-  const files = fs
-    .readdirSync(sources)
-    .filter((f) => f.endsWith('.ipynb') && !f.endsWith('.failed.ipynb'))
-    .sort();
+  const files = listNotebooks(sources);
   if (files.length === 0) throw new Error(`publish: no notebooks (*.ipynb) in ${sources}`);
   return files;
 }
@@ -101,13 +99,8 @@ export function staleNotebooks(sources: string, from: string, files: readonly st
 }
 
 function executeNotebooks(o: BuildOptions, files: readonly string[]): void {
-  const runner = path.join(o.root, 'scripts', 'notebooks', 'run.cjs');
-  const r = spawnSync(process.execPath, [runner, '--out', o.from, ...files.map((f) => path.join(o.sources, f))], {
-    cwd: o.root,
-    stdio: 'inherit',
-    env: process.env,
-  });
-  if (r.status !== 0) {
+  const status = runNotebooks(['--out', o.from, ...files.map((f) => path.join(o.sources, f))], { root: o.root });
+  if (status !== 0) {
     throw new Error(`publish: executing ${files.join(', ')} failed (the runner's report above names the cell); the site was not built`);
   }
 }

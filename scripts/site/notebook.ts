@@ -1,88 +1,19 @@
 /**
- * Reading executed notebooks for the published site: the nbformat v4 shapes the renderer needs,
- * the run's device and date (from the device banner every notebook prints in its first code cell,
+ * Reading executed notebooks for the published site (the file format itself is
+ * scripts/notebooks/format.ts): the run's device and date (from the device banner every notebook prints in its first code cell,
  * and nbclient's per-cell timing), and the title and one-line summary shown on the index.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
+import { VEGALITE_MIME } from '../../lib/display';
+import { text, type Cell, type Notebook } from '../notebooks/format';
 
-/** Multiline text as nbformat stores it: one string, or a list of lines. */
-export type MultilineText = string | string[];
-
-/** One output of a code cell (nbformat v4). */
-export interface Output {
-  output_type: 'stream' | 'display_data' | 'execute_result' | 'error' | string;
-  name?: string;
-  text?: MultilineText;
-  data?: Record<string, unknown>;
-  metadata?: Record<string, unknown>;
-  ename?: string;
-  evalue?: string;
-  traceback?: string[];
-}
-
-/** One cell (nbformat v4). */
-export interface Cell {
-  cell_type: 'code' | 'markdown' | 'raw' | string;
-  source: MultilineText;
-  metadata?: { execution?: Record<string, string>; [k: string]: unknown };
-  outputs?: Output[];
-  execution_count?: number | null;
-}
-
-/** A notebook (nbformat v4), as far as the site uses it. */
-export interface Notebook {
-  cells: Cell[];
-  metadata: {
-    kernelspec?: { name?: string; language?: string };
-    language_info?: { name?: string };
-    gpulab?: { quick?: boolean; executed_seconds?: number; summary?: string };
-    [k: string]: unknown;
-  };
-  nbformat: number;
-}
-
-/** The MIME type of a Vega-Lite v5 chart (what `charts.show` sends). */
-export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
 /** The MIME type of a plain Vega v5 spec (rendered the same way, for notebooks that send one). */
 export const VEGA_MIME = 'application/vnd.vega.v5+json';
-
-/** Join nbformat multiline text. */
-export function text(x: MultilineText | unknown): string {
-  if (Array.isArray(x)) return x.join('');
-  return typeof x === 'string' ? x : '';
-}
 
 /** Remove ANSI colour/escape sequences (kernels colour their stderr and tracebacks). */
 export function stripAnsi(s: string): string {
   return stripVTControlCharacters(s);
-}
-
-/**
- * Read and check one notebook file. Throws an Error naming the file when it is not JSON or not
- * an nbformat 4 notebook.
- */
-export function readNotebook(file: string): Notebook {
-  let raw: string;
-  try {
-    raw = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read the notebook (${(err as Error).message})`, { cause: err });
-  }
-  let nb: Notebook;
-  try {
-    nb = JSON.parse(raw) as Notebook;
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON, so not a notebook (${(err as Error).message})`, { cause: err });
-  }
-  if (!nb || typeof nb !== 'object' || !Array.isArray(nb.cells)) throw new Error(`${file}: not a notebook (no "cells" list)`);
-  if (nb.nbformat !== 4) throw new Error(`${file}: nbformat ${String(nb.nbformat)} is not supported (need 4)`);
-  nb.metadata ??= {};
-  nb.cells.forEach((c, i) => {
-    if (typeof c?.cell_type !== 'string') throw new Error(`${file}: cell ${i} has no cell_type`);
-  });
-  return nb;
 }
 
 /** Where and how a notebook's numbers were produced, for the index and each page's footer. */

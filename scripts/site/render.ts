@@ -2,8 +2,8 @@
  * HTML for the published site: one page per executed notebook, and the index.
  *
  * Why a TypeScript renderer on markdown-it + highlight.js rather than nbconvert with a custom
- * template: nbconvert's HTML export drops Vega-Lite outputs (it has no renderer for
- * `application/vnd.vegalite.v5+json`), so a template would have to re-implement the chart
+ * template: nbconvert's HTML export drops Vega-Lite outputs (it has no renderer for the
+ * Vega-Lite MIME type), so a template would have to re-implement the chart
  * handling anyway, in Jinja plus Python filters. Here every output type (interactive chart with
  * its SVG fallback, HTML tables, markdown, images, streams, errors) is one small typed function,
  * tested with node:test like the rest of the project, built from two maintained libraries that
@@ -22,7 +22,9 @@ import xml from 'highlight.js/lib/languages/xml';
 import css from 'highlight.js/lib/languages/css';
 import markdown from 'highlight.js/lib/languages/markdown';
 import plaintext from 'highlight.js/lib/languages/plaintext';
-import { stripAnsi, text, VEGA_MIME, VEGALITE_MIME, type Cell, type Notebook, type Output, type RunInfo } from './notebook';
+import { VEGALITE_MIME } from '../../lib/display';
+import { text, type Cell, type Notebook, type Output } from '../notebooks/format';
+import { stripAnsi, VEGA_MIME, type RunInfo } from './notebook';
 
 for (const [name, lang] of Object.entries({ typescript, javascript, python, bash, shell, json, xml, css, markdown, plaintext })) {
   hljs.registerLanguage(name, lang);

@@ -1,6 +1,6 @@
 /**
  * Every notebook, run the way a reader runs it: JupyterLab 4 (the project-local one in .venv/,
- * see scripts/setup/jupyter.sh) in a real browser (Debian's chromium, driven by playwright-core),
+ * see scripts/setup/jupyter.ts) in a real browser (Debian's chromium, driven by playwright-core),
  * on 127.0.0.1 with a token, in quick mode.
  *
  * For each notebook: open it, Run ▸ Run All Cells (JupyterLab's own command, not nbclient), wait
@@ -9,6 +9,7 @@
  * Vega renderer (not the SVG fallback) with its data marks visible (test/support/chart-check.ts). One cell
  * is then run a second time and must still work. A screenshot of one chart is kept under
  * build/test-artifacts/. The server works on copies under build/, never on notebooks/ itself.
+ * Without Chromium the suite skips, naming `npm run setup:test-deps`; under CI=true it fails.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,19 +20,25 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { ROOT } from '../support/helpers';
+import { VEGALITE_MIME } from '../../lib/display';
+import { findOnPath } from '../../lib/monitor/tools';
+import { listNotebooks, type Notebook } from '../../scripts/notebooks/format';
+import { chromiumPath } from '../../scripts/setup/test-deps';
+import { ROOT, scriptArgs } from '../support/helpers';
 import { assertMarksVisible, domMarks } from '../support/chart-check';
+import { skipUnlessInstalled } from '../support/system-deps';
 
-const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = chromiumPath();
+/** Without Chromium: skip, naming the install command (under CI: run, and fail). */
+const skip = skipUnlessInstalled('Chromium (the browser these tests drive)', findOnPath(CHROMIUM) ? null : `${CHROMIUM} is missing`);
 const VENV = path.join(ROOT, '.venv');
 const JUPYTER = path.join(VENV, 'bin', 'jupyter');
 const TSLAB = path.join(ROOT, 'node_modules', '.bin', 'tslab');
 const NOTEBOOKS = path.join(ROOT, 'notebooks');
 const ARTIFACTS = path.join(ROOT, 'build', 'test-artifacts');
 const WORK = path.join(ROOT, 'build', 'test-lab');
-const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
 const MARKER = 'lab-test-copies.md';
-const names = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort();
+const names = listNotebooks(NOTEBOOKS);
 /** The notebook whose first chart is screenshotted and whose chart cell is re-run. */
 const showcase = names.find((n) => n.startsWith('00-')) ?? names[0];
 /** Per notebook: quick mode runs in under ~2 min here; JupyterLab and the browser share the 2 cores. */
@@ -60,8 +67,9 @@ async function api<T>(route: string, init?: RequestInit): Promise<T> {
 }
 
 before(async () => {
-  assert.ok(fs.existsSync(JUPYTER), `${JUPYTER} is missing: run npm run setup:jupyter (bash scripts/setup/jupyter.sh)`);
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run bash scripts/setup/test-env.sh (it installs Debian's chromium)`);
+  if (skip) return;
+  assert.ok(fs.existsSync(JUPYTER), `${JUPYTER} is missing: run npm run setup:jupyter`);
+  assert.ok(findOnPath(CHROMIUM), `${CHROMIUM} is missing: npm run setup:test-deps installs Debian's chromium`);
   // Fresh copies: saving in JupyterLab must never touch the committed notebooks. The copies live
   // under build/ so the kernel (cwd = the notebook's folder) resolves `gpulab` from this checkout.
   fs.rmSync(WORK, { recursive: true, force: true });
@@ -78,14 +86,14 @@ before(async () => {
   const port = await freePort();
   token = randomBytes(24).toString('hex');
   base = `http://127.0.0.1:${port}`;
-  // Started the way `npm run lab` starts it (scripts/notebooks/lab.sh: --allow-root as root, tslab default),
+  // Started the way `npm run lab` starts it (scripts/notebooks/lab.ts: --allow-root as root, tslab default),
   // on the work folder (GPULAB_LAB_DIR), with the test's address and token.
   proc = spawn(
-    'bash',
-    [
-      path.join(ROOT, 'scripts', 'notebooks', 'lab.sh'), '--no-browser', '--ip=127.0.0.1', `--port=${port}`, '--port-retries=0',
+    process.execPath,
+    scriptArgs('scripts/notebooks/lab.ts', [
+      '--no-browser', '--ip=127.0.0.1', `--port=${port}`, '--port-retries=0',
       `--IdentityProvider.token=${token}`, '--LabApp.news_url=None', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
-    ],
+    ]),
     {
       cwd: WORK,
       env: {
@@ -153,7 +161,7 @@ after(async () => {
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-test('JupyterLab (npm run lab) is the project-local 4.x, prints its URL, and defaults to the tslab kernel of this checkout', async () => {
+test('JupyterLab (npm run lab) is the project-local 4.x, prints its URL, and defaults to the tslab kernel of this checkout', { skip }, async () => {
   // (A token given on the command line is printed masked, as token=...; a generated one in full.)
   assert.ok(log.includes(`http://127.0.0.1:${new URL(base).port}/lab?token=`), `npm run lab did not print its URL:\n${log}`);
   assert.match(log, /\.venv\/lib\/python[\d.]+\/site-packages\/jupyterlab/, 'the JupyterLab of .venv');
@@ -223,7 +231,7 @@ async function assertChartsDrawn(page: Page, what: string): Promise<number> {
 
 for (const file of names) {
   const name = path.basename(file, '.ipynb');
-  test(`${name} runs all cells in JupyterLab: TypeScript kernel, no errors, every chart drawn by the Vega renderer`, { timeout: RUN_MS + 120_000 }, async () => {
+  test(`${name} runs all cells in JupyterLab: TypeScript kernel, no errors, every chart drawn by the Vega renderer`, { skip, timeout: RUN_MS + 120_000 }, async () => {
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -263,7 +271,7 @@ for (const file of names) {
       const drawn = await assertChartsDrawn(page, name);
 
       // Save through JupyterLab (File ▸ Save), then compare with the chart outputs the saved notebook holds.
-      type Saved = { content: { cells: { cell_type: string; execution_count?: number | null; outputs?: { data?: Record<string, unknown> }[] }[] } };
+      type Saved = { content: Notebook };
       let saved: Saved | null = null;
       // Up to three tries (on a loaded 2-core machine a menu click can land before the menu is live).
       for (let attempt = 0; attempt < 3 && !saved; attempt++) {
@@ -334,7 +342,7 @@ for (const file of names) {
   });
 }
 
-test('a chart screenshot from JupyterLab was saved, and nothing was requested outside 127.0.0.1', () => {
+test('a chart screenshot from JupyterLab was saved, and nothing was requested outside 127.0.0.1', { skip }, () => {
   const shots = fs.existsSync(ARTIFACTS) ? fs.readdirSync(ARTIFACTS).filter((f) => f.startsWith('jupyterlab-') && f.endsWith('.png')) : [];
   assert.ok(shots.length >= 1, 'no JupyterLab chart screenshot in build/test-artifacts/');
   assert.deepEqual(external, []);

@@ -5,28 +5,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, tempDir } from '../support/helpers';
+import { VEGALITE_MIME } from '../../lib/display';
+import { listNotebooks, readNotebook as read, text as join, type Notebook } from '../../scripts/notebooks/format';
+import { ROOT, runScript, tempDir } from '../support/helpers';
 import { assertMarksVisible, svgMarks } from '../support/chart-check';
-
-interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> }
-interface Cell { cell_type: string; source: string | string[]; outputs?: Output[]; execution_count?: number | null }
-interface Notebook { cells: Cell[]; metadata: { kernelspec?: { name?: string } } }
 
 const NB_DIR = path.join(ROOT, 'notebooks');
 const OUT = path.join(ROOT, 'build', 'test-notebooks');
-const notebooks = fs.readdirSync(NB_DIR).filter((f) => f.endsWith('.ipynb')).sort();
-const join = (x: string | string[] | undefined) => (Array.isArray(x) ? x.join('') : x ?? '');
-const read = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
+const notebooks = listNotebooks(NB_DIR);
 
 function runNotebooks(files: string[], out: string, env: Record<string, string> = {}, extra: string[] = []) {
-  return spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'notebooks', 'run.cjs'), '--out', out, ...extra, ...files], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, GPULAB_QUICK: '1', ...env },
-  });
+  return runScript('scripts/notebooks/run.ts', ['--out', out, ...extra, ...files], { env: { ...process.env, GPULAB_QUICK: '1', ...env } });
 }
 
 /** True when setup:tensorflow built the native backend here: the notebooks must then run on it (or on a GPU). */
@@ -74,14 +65,14 @@ for (const file of notebooks) {
         if (o.output_type === 'stream' && o.name === 'stderr') {
           assert.doesNotMatch(join(o.text), /(Error|Exception|Traceback|Unhandled)\b/, `cell ${i} wrote an error to stderr`);
         }
-        const vl = o.data?.['application/vnd.vegalite.v5+json'];
+        const vl = o.data?.[VEGALITE_MIME];
         if (vl) {
           bundles++;
           assert.equal(typeof vl, 'object', `cell ${i}: the Vega-Lite part must be a spec object`);
-          const svg = join(o.data?.['image/svg+xml'] as string | string[]);
+          const svg = join(o.data?.['image/svg+xml']);
           assert.match(svg, /^<svg/, `cell ${i}: the SVG part is missing`);
-          assertMarksVisible(svgMarks(svg), `${file} cell ${i} (${join(o.data?.['text/plain'] as string | string[])})`);
-          assert.match(join(o.data?.['text/plain'] as string | string[]), /^\[chart\]/, `cell ${i}: the text part is missing`);
+          assertMarksVisible(svgMarks(svg), `${file} cell ${i} (${join(o.data?.['text/plain'])})`);
+          assert.match(join(o.data?.['text/plain']), /^\[chart\]/, `cell ${i}: the text part is missing`);
         }
       }
     });
@@ -108,7 +99,7 @@ test('the runner fails on a throwing cell, naming the notebook, the cell and the
   try {
     // A "driver warning" written straight to the kernel process's stderr (as Dawn does), by both notebooks.
     const warn = "require('fs').writeSync(2, 'Warning: limit artificially reduced from 1000000 to 16\\n');";
-    const notebook = (cells: string[]) => ({
+    const notebook = (cells: string[]): Notebook => ({
       cells: cells.map((src, i) => ({ cell_type: 'code', id: `c${i}`, metadata: {}, execution_count: null, outputs: [], source: [src] })),
       metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
       nbformat: 4,

@@ -13,7 +13,9 @@ import { ROOT, tempDir } from '../support/helpers';
 import { bannerText } from '../../lib/notebook';
 import { bundle, barChart } from '../../lib/charts';
 import type { DeviceInfo } from '../../lib/backends';
-import { chartCount, firstSentence, parseBanner, runInfo, splitDeviceLabel, titleAndSummary, type Cell, type Notebook, type Output } from '../../scripts/site/notebook';
+import { VEGALITE_MIME } from '../../lib/display';
+import { type Cell, type Notebook, type Output } from '../../scripts/notebooks/format';
+import { chartCount, firstSentence, parseBanner, runInfo, splitDeviceLabel, titleAndSummary } from '../../scripts/site/notebook';
 import { footerHtml, jsonForScript, renderMarkdown, renderOutputs, type ChartFile, type PageContext } from '../../scripts/site/render';
 import { buildSite, packageDir, staleNotebooks, VENDOR_FILES } from '../../scripts/site/build';
 
@@ -152,9 +154,9 @@ test('a chart bundle becomes an interactive figure with its SVG as the no-script
   assert.match(html, /<figure class="chart" id="chart-1" data-mode="vega-lite"><div class="chart-view"><\/div><img class="chart-fallback" src="charts\/05-x-1.svg" alt="\[chart\] Speed [^"]*" width="\d+" height="\d+">/);
   assert.equal((html.match(/<\/script>/g) ?? []).length, 1, 'the spec cannot close its script tag early');
   const json = /<script type="application\/json" class="chart-spec">(.*?)<\/script>/s.exec(html)?.[1] ?? '';
-  assert.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(out.data?.['application/vnd.vegalite.v5+json'])));
+  assert.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(out.data?.[VEGALITE_MIME])));
   assert.equal(JSON.parse(jsonForScript({ s: '</script>&\u2028' })).s, '</script>&\u2028');
-  const noSvg = renderOutputs([{ output_type: 'display_data', data: { 'application/vnd.vegalite.v5+json': { mark: 'bar' }, 'text/plain': '[chart] t' } }], ctx(), [], { usedIds: new Set(), pages: new Set() });
+  const noSvg = renderOutputs([{ output_type: 'display_data', data: { [VEGALITE_MIME]: { mark: 'bar' }, 'text/plain': '[chart] t' } }], ctx(), [], { usedIds: new Set(), pages: new Set() });
   assert.match(noSvg, /chart-nosvg">\[chart\] t \(interactive chart: needs JavaScript\)/);
 });
 

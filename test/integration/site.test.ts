@@ -8,7 +8,8 @@
  * publish executes any that are missing or older than their source itself (run alone, that takes
  * the few minutes of a quick run). For every page: no console errors, no request leaves
  * 127.0.0.1, every chart renders live with its data marks visible (test/support/chart-check.ts), every
- * link resolves. A screenshot of one page is kept in build/test-artifacts/.
+ * link resolves. A screenshot of one page is kept in build/test-artifacts/. Without Chromium the
+ * suite skips, naming `npm run setup:test-deps`; under CI=true it fails.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,11 +20,17 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { ROOT } from '../support/helpers';
-import { chartCount, readNotebook } from '../../scripts/site/notebook';
+import { ROOT, runScript } from '../support/helpers';
+import { listNotebooks, readNotebook } from '../../scripts/notebooks/format';
+import { chromiumPath } from '../../scripts/setup/test-deps';
+import { chartCount } from '../../scripts/site/notebook';
+import { findOnPath } from '../../lib/monitor/tools';
 import { assertMarksVisible, domMarks } from '../support/chart-check';
+import { skipUnlessInstalled } from '../support/system-deps';
 
-const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = chromiumPath();
+/** Without Chromium: skip, naming the install command (under CI: run, and fail). */
+const skip = skipUnlessInstalled('Chromium (the browser these tests drive)', findOnPath(CHROMIUM) ? null : `${CHROMIUM} is missing`);
 const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
@@ -38,7 +45,7 @@ const NOTEBOOKS = path.join(ROOT, 'notebooks');
 const EXECUTED = path.join(ROOT, 'build', 'test-notebooks');
 const SITE = path.join(ROOT, 'build', 'test-site');
 const ARTIFACTS = path.join(ROOT, 'build', 'test-artifacts');
-const names = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort().map((f) => path.basename(f, '.ipynb'));
+const names = listNotebooks(NOTEBOOKS).map((f) => path.basename(f, '.ipynb'));
 const screenshotPage = names.includes('00-setup-and-devices') ? '00-setup-and-devices' : names[0];
 
 const MIME: Record<string, string> = {
@@ -75,14 +82,11 @@ let userDataDir: string;
 const external: string[] = [];
 
 before(async () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/site/publish.ts', '--from', EXECUTED, '--out', SITE], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, GPULAB_QUICK: '1' },
-  });
+  if (skip) return;
+  assert.ok(findOnPath(CHROMIUM), `${CHROMIUM} is missing: npm run setup:test-deps installs Debian's chromium`);
+  const r = runScript('scripts/site/publish.ts', ['--from', EXECUTED, '--out', SITE], { env: { ...process.env, GPULAB_QUICK: '1' } });
   assert.equal(r.status, 0, `publish failed:\n${r.stdout}\n${r.stderr}`);
   site = await serve(SITE);
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run bash scripts/setup/test-env.sh (it installs Debian's chromium)`);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulab-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -137,7 +141,7 @@ async function assertLinksResolve(page: Page): Promise<string[]> {
   return own;
 }
 
-test('the browser is Debian\'s chromium at /usr/bin/chromium', async () => {
+test(`the browser is the chromium at ${CHROMIUM}`, { skip }, async () => {
   // The binary's own version line (e.g. "Chromium 131.0.6778.85 built on Debian ...") must be the
   // version of the browser the pages run in: a bundled or other browser would differ.
   const r = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8' });
@@ -154,7 +158,7 @@ test('the browser is Debian\'s chromium at /usr/bin/chromium', async () => {
   }
 });
 
-test('the index lists every notebook in order with summary and device, and all its links resolve', async () => {
+test('the index lists every notebook in order with summary and device, and all its links resolve', { skip }, async () => {
   const { page, problems } = await open(`${site.url}/index.html`);
   try {
     const entries = await page.$$eval('ol.toc > li.entry', (lis) =>
@@ -178,7 +182,7 @@ test('the index lists every notebook in order with summary and device, and all i
 });
 
 for (const name of names) {
-  test(`${name}.html: no console errors, every chart renders live, footer and links`, async () => {
+  test(`${name}.html: no console errors, every chart renders live, footer and links`, { skip }, async () => {
     const expected = chartCount(readNotebook(path.join(EXECUTED, `${name}.ipynb`)));
     const { page, problems } = await open(`${site.url}/${name}.html`);
     try {
@@ -224,7 +228,7 @@ for (const name of names) {
   });
 }
 
-test('charts are interactive: hovering a mark shows its tooltip', async (t) => {
+test('charts are interactive: hovering a mark shows its tooltip', { skip }, async (t) => {
   // Decided here, not at load time: the executed notebooks exist only once before() has run.
   const name = names.find((n) => chartCount(readNotebook(path.join(EXECUTED, `${n}.ipynb`))) > 0);
   if (!name) return t.skip('no notebook has a chart');
@@ -249,7 +253,7 @@ test('charts are interactive: hovering a mark shows its tooltip', async (t) => {
   }
 });
 
-test('with scripts off, every chart shows the SVG from the notebook bundle', async () => {
+test('with scripts off, every chart shows the SVG from the notebook bundle', { skip }, async () => {
   const browser = context.browser();
   assert.ok(browser);
   const noJs = await browser.newContext({ javaScriptEnabled: false });
@@ -269,6 +273,6 @@ test('with scripts off, every chart shows the SVG from the notebook bundle', asy
   }
 });
 
-test('no page requested anything outside 127.0.0.1 (vega, vega-lite, vega-embed are served by the site)', () => {
+test('no page requested anything outside 127.0.0.1 (vega, vega-lite, vega-embed are served by the site)', { skip }, () => {
   assert.deepEqual(external, []);
 });

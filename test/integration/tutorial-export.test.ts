@@ -12,31 +12,26 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, tempDir } from '../support/helpers';
-import { assertMarksVisible, svgMarks } from '../support/chart-check';
+import { VEGALITE_MIME } from '../../lib/display';
+import { readNotebook } from '../../scripts/notebooks/format';
 import { staleNotebooks } from '../../scripts/site/build';
+import { ROOT, runScript, tempDir } from '../support/helpers';
+import { assertMarksVisible, svgMarks } from '../support/chart-check';
 
 const NOTEBOOK = '00-setup-and-devices.ipynb';
 const SOURCES = path.join(ROOT, 'notebooks');
 const EXECUTED = path.join(ROOT, 'build', 'test-notebooks');
 const JUPYTER = path.join(ROOT, '.venv', 'bin', 'jupyter');
 
-interface Output { data?: Record<string, unknown> }
-interface Notebook { cells: { cell_type: string; outputs?: Output[] }[] }
-
 test(`jupyter nbconvert --to html of executed ${NOTEBOOK} shows every chart as a drawn SVG`, { skip: !fs.existsSync(path.join(SOURCES, NOTEBOOK)), timeout: 600_000 }, () => {
   assert.ok(fs.existsSync(JUPYTER), `${JUPYTER} is missing: run npm run setup:jupyter`);
   if (staleNotebooks(SOURCES, EXECUTED, [NOTEBOOK]).length) {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'notebooks', 'run.cjs'), '--out', EXECUTED, path.join(SOURCES, NOTEBOOK)], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, GPULAB_QUICK: '1' },
-    });
+    const r = runScript('scripts/notebooks/run.ts', ['--out', EXECUTED, path.join(SOURCES, NOTEBOOK)], { env: { ...process.env, GPULAB_QUICK: '1' } });
     assert.equal(r.status, 0, `running ${NOTEBOOK} failed:\n${r.stdout}\n${r.stderr}`);
   }
   const executed = path.join(EXECUTED, NOTEBOOK);
-  const nb = JSON.parse(fs.readFileSync(executed, 'utf8')) as Notebook;
-  const charts = nb.cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.['application/vnd.vegalite.v5+json']).length;
+  const nb = readNotebook(executed);
+  const charts = nb.cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.[VEGALITE_MIME]).length;
   assert.ok(charts >= 1, `${NOTEBOOK} has no chart output to check`);
   const { dir, cleanup } = tempDir();
   try {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pl from 'nodejs-polars';
 import * as charts from '../../lib/charts';
-import { sendBundle } from '../../lib/display';
+import { sendBundle, VEGALITE_MIME } from '../../lib/display';
 // Loaded so that it sits in require.cache, where lib/display.ts looks for a kernel's writer.
 import 'tslab/dist/jupyter';
 import { assertMarksVisible, markProblems, pathGeometry, svgMarks } from '../support/chart-check';
@@ -136,8 +136,8 @@ test('an invalid spec fails to compile with vega-lite\'s message', () => {
 test('the bundle holds exactly vega-lite v5, SVG and text, and show() sends it as ONE message', async () => {
   const spec = charts.barChart({ title: 'Throughput', data: rows, x: 'backend', y: 'gflops' });
   const b = await charts.bundle(spec);
-  assert.deepEqual(Object.keys(b).sort(), ['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']);
-  assert.equal(b['application/vnd.vegalite.v5+json'], spec);
+  assert.deepEqual(Object.keys(b).sort(), [VEGALITE_MIME, 'image/svg+xml', 'text/plain']);
+  assert.equal(b[VEGALITE_MIME], spec);
   assert.equal(b['text/plain'], '[chart] Throughput (3 data points)');
   // Outside a kernel there is no tslab writer: show() prints the summary instead.
   const jupyter = require.cache[require.resolve('tslab/dist/jupyter')]?.exports as { lastWriteDisplayData: unknown };
@@ -151,8 +151,8 @@ test('the bundle holds exactly vega-lite v5, SVG and text, and show() sends it a
   }
   assert.equal(sent.length, 1);
   const msg = sent[0] as { data: Record<string, unknown>; metadata: Record<string, unknown> };
-  assert.deepEqual(msg.metadata, { 'application/vnd.vegalite.v5+json': { embed_options: { renderer: 'svg' } } }, 'JupyterLab renders it as SVG');
-  assert.deepEqual(Object.keys(msg.data).sort(), ['application/vnd.vegalite.v5+json', 'image/svg+xml', 'text/plain']);
+  assert.deepEqual(msg.metadata, { [VEGALITE_MIME]: { embed_options: { renderer: 'svg' } } }, 'JupyterLab renders it as SVG');
+  assert.deepEqual(Object.keys(msg.data).sort(), [VEGALITE_MIME, 'image/svg+xml', 'text/plain']);
 });
 
 test('paretoFrontier keeps only points not beaten on both axes', () => {

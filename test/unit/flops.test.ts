@@ -10,6 +10,8 @@ test('matMulFlops and mlpTrainingFlops count the seed experiment as the notes do
   assert.ok(Math.abs(f.counted - 7.1e11) / 7.1e11 < 0.01, `counted ${f.counted}`);
   assert.ok(Math.abs(f.needed - 4.8e11) / 4.8e11 < 0.01, `needed ${f.needed}`);
   assert.throws(() => flops.mlpTrainingFlops([784], 1), /at least input and output/);
+  assert.equal(flops.trainingFlops(1000, 50), 150000);
+  assert.throws(() => flops.trainingFlops(-1, 1), /≥ 0/);
 });
 
 test('matMulThroughput measures a positive GFLOP/s with every sample', async () => {

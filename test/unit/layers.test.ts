@@ -29,7 +29,7 @@ const LAYERS: readonly { layer: string; holds: readonly string[] }[] = [
   { layer: 'backends, assembled', holds: ['backends/index.ts'] },
   { layer: 'measurement', holds: ['timing.ts', 'monitor/', 'flops.ts', 'results.ts', 'charts.ts', 'notebook.ts'] },
   { layer: 'data', holds: ['data/'] },
-  { layer: 'models and training', holds: ['train.ts', 'fused-step.ts', 'model-io.ts'] },
+  { layer: 'models and training', holds: ['train.ts', 'fused-step.ts', 'model-io.ts', 'accumulate.ts', 'checkpoint.ts'] },
   // memory measures training steps (stepMemory, the batch-size finder), so it stands above train.
   { layer: 'techniques', holds: ['memory.ts', 'precision.ts', 'transfer.ts', 'pruning.ts', 'complexity.ts', 'roofline.ts'] },
   { layer: 'experiments', holds: ['experiments/'] },

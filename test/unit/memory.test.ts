@@ -181,3 +181,115 @@ test('the leak helper detects a planted leak and clears a tidy loop', async () =
   tf.dispose(kept);
   tf.dispose(slot ? [slot, w] : [w]);
 });
+
+/** The small convnet of the anatomy tests: conv 3×3 (1→8, same) → max-pool 2 → flatten → dense 10. */
+function smallConvnet(): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10 }),
+    ],
+  });
+}
+
+test('layerAnatomy: parameters and outputs per example of dense and conv layers, views count no activations', async () => {
+  await useBackend('cpu');
+  const mlp = train.mlp({ inputs: 20, hidden: [16], outputs: 3 });
+  assert.deepEqual(memory.layerAnatomy(mlp).map((l) => [l.className, l.params, l.activationsPerExample]), [
+    ['Dense', 20 * 16 + 16, 16],
+    ['Dense', 16 * 3 + 3, 3],
+  ]);
+  const cnn = smallConvnet();
+  assert.deepEqual(memory.layerAnatomy(cnn).map((l) => [l.className, l.params, l.activationsPerExample]), [
+    ['Conv2D', 3 * 3 * 1 * 8 + 8, 28 * 28 * 8],
+    ['MaxPooling2D', 0, 14 * 14 * 8],
+    ['Flatten', 0, 0],
+    ['Dense', 14 * 14 * 8 * 10 + 10, 10],
+  ]);
+  mlp.dispose();
+  cnn.dispose();
+});
+
+test('predictAnatomy: 4 bytes per parameter for weights and gradients, 0/4/8 for SGD/momentum/Adam, activations from the shapes × batch', async () => {
+  await useBackend('cpu');
+  const cnn = smallConvnet();
+  const P = 80 + 15690;
+  const acts = 28 * 28 * 8 + 14 * 14 * 8 + 10;
+  for (const [kind, perParam] of [['sgd', 0], ['momentum', 4], ['adam', 8]] as const) {
+    const p = memory.predictAnatomy(cnn, kind, 32);
+    assert.equal(p.parameters, P);
+    assert.equal(p.weights, 4 * P);
+    assert.equal(p.gradients, 4 * P);
+    assert.equal(p.optimizer, perParam * P, kind);
+    assert.equal(p.batch, 4 * 32 * (784 + 10));
+    assert.equal(p.activations, 4 * 32 * acts);
+    assert.equal(p.total, p.weights + p.gradients + p.optimizer + p.batch + p.activations);
+  }
+  assert.equal(memory.predictAnatomy(cnn, 'sgd', 64).activations, 2 * memory.predictAnatomy(cnn, 'sgd', 32).activations, 'activations grow with the batch');
+  cnn.layers[0].trainable = false;   // frozen: weights stay, no gradients or optimizer state for them
+  const frozen = memory.predictAnatomy(cnn, 'adam', 32);
+  assert.equal(frozen.weights, 4 * P);
+  assert.equal(frozen.gradients, 4 * 15690);
+  assert.equal(frozen.optimizer, 8 * 15690);
+  assert.throws(() => memory.predictAnatomy(cnn, 'sgd', 0), /batchSize must be a positive integer/);
+  assert.throws(() => memory.predictAnatomy(cnn, 'rmsprop' as train.OptimizerKind, 8), /unknown optimizer 'rmsprop'/);
+  cnn.dispose();
+});
+
+test('anatomy measures weights, gradients and optimizer state as predicted, activations above it, and leaves nothing behind', async () => {
+  await useBackend('wasm');
+  const build = () => train.mlp({ inputs: 64, hidden: [128], outputs: 10, seed: 1 });
+  const P = 64 * 128 + 128 + 128 * 10 + 10;
+  const batchOf = (n: number) => tf.tidy(() => ({ xs: tf.randomNormal([n, 64], 0, 1, 'float32', 3), ys: tf.oneHot(tf.randomUniform([n], 0, 10, 'int32', 4), 10).toFloat() }));
+  const small = batchOf(16);
+  const big = batchOf(512);
+  const before = tf.memory().numTensors;
+  for (const kind of ['sgd', 'momentum', 'adam'] as const) {
+    const a = await memory.anatomy(build, kind, small);
+    assert.equal(a.parameters, P);
+    assert.equal(a.measured.weights, 4 * P, `${kind}: weights`);
+    assert.equal(a.measured.gradients, 4 * P, `${kind}: gradients`);
+    const extra = a.measured.optimizer - a.predicted.optimizer;   // the optimizer's scalars (learning rate, momentum, Adam's β powers)
+    assert.ok(extra >= 0 && extra <= 16, `${kind}: optimizer state ${a.measured.optimizer} vs ${a.predicted.optimizer}`);
+    assert.equal(a.measured.batch, 4 * 16 * (64 + 10));
+    assert.equal(a.measured.total, a.measured.weights + a.measured.optimizer + a.measured.batch + a.measured.gradients + a.measured.activations);
+    assert.ok(a.measured.activations > 0 && a.phases.forwardKept > 0);
+    assert.deepEqual([...new Set(a.timeline.map((p) => p.phase))], ['forward', 'backward', 'update']);
+    assert.ok(Math.max(...a.timeline.map((p) => p.bytes)) === Math.max(a.phases.backward, a.phases.update), 'the timeline reaches the peak');
+    assert.equal(a.ratio.weights, 1);
+  }
+  const sgdBig = await memory.anatomy(build, 'sgd', big);
+  const sgdSmall = await memory.anatomy(build, 'sgd', small);
+  assert.equal(sgdBig.peakPhase, 'backward');
+  assert.ok(sgdBig.phases.forwardKept >= sgdBig.predicted.activations, 'tfjs keeps at least the textbook activations');
+  assert.ok(sgdBig.measured.activations > 10 * sgdSmall.measured.activations, 'activations grow with the batch');
+  assert.equal(tf.memory().numTensors, before, 'anatomy disposed the models and optimizers it made');
+  const model = build();
+  const opt = tf.train.adam();
+  const given = await memory.anatomy(model, opt, small);
+  assert.equal(given.optimizer, 'adam');
+  assert.equal(given.measured.weights, 4 * P, 'a built model is counted by its weight tensors');
+  assert.throws(() => train.optimizerKind(tf.train.rmsprop(0.1)), /'RMSProp' is not one of SGD, Momentum, Adam/);
+  train.disposeOptimizer(opt);
+  model.dispose();
+  tf.dispose([small.xs, small.ys, big.xs, big.ys]);
+});
+
+test('tensorPeak: the peak of a piece of work above its start, with its value and the tensors it kept', async () => {
+  await useBackend('wasm');
+  const { value, peakBytes, addedBytes, newTensors } = await memory.tensorPeak(() => {
+    const big = tf.ones([1000]);       // 4000 bytes, freed below
+    const kept = tf.tidy(() => big.mul(2).sum());
+    big.dispose();
+    return kept;
+  });
+  assert.equal(addedBytes, 4000 + 4000 + 4, 'ones, its doubled copy and the sum were alive at once');
+  assert.ok(peakBytes >= addedBytes);
+  assert.equal(newTensors, 1, 'the returned sum');
+  assert.equal((await value.data())[0], 2000);
+  value.dispose();
+  const none = await memory.tensorPeak(() => 7);
+  assert.deepEqual([none.value, none.addedBytes, none.newTensors], [7, 0, 0]);
+});

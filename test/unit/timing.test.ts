@@ -42,3 +42,26 @@ test('benchmark rejects bad options', async () => {
   await assert.rejects(timing.benchmark(() => {}, { repeats: 0 }), /repeats/);
   await assert.rejects(timing.benchmark(() => {}, { warmup: -1 }), /warmup/);
 });
+
+test('settle waits without reading everything back, and tinyOpChain leaves no tensors behind', async () => {
+  await useBackend('cpu');
+  assert.equal(timing.isSynchronousBackend(), true, 'the cpu backend has finished when a kernel returns');
+  const t = tf.ones([3, 4]);
+  await timing.settle(t);
+  assert.equal(t.isDisposed, false, 'settle does not dispose');
+  t.dispose();
+  const before = tf.memory().numTensors;
+  await timing.tinyOpChain(25);
+  assert.equal(tf.memory().numTensors, before);
+  await assert.rejects(() => timing.tinyOpChain(0), /positive integer/);
+});
+
+test('benchmarkWithin: a run over the budget gets the slow repeat count, a fast one the full count', async () => {
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const slow = await timing.benchmarkWithin(() => sleep(30), { warmup: 0, repeats: 6, slowRepeats: 2, budgetSeconds: 0.01 });
+  assert.equal(slow.samples.length, 2);
+  assert.ok(slow.min >= 0.025);
+  const fast = await timing.benchmarkWithin(() => undefined, { warmup: 1, repeats: 6, budgetSeconds: 1 });
+  assert.equal(fast.samples.length, 6);
+  assert.equal(fast.median, timing.median(fast.samples));
+});

@@ -1,26 +1,26 @@
 /**
  * The native TensorFlow backend (tfjs-node built against pip's TensorFlow by
- * scripts/setup/tensorflow.cjs): what the probe reports, the setup script's contract, and
+ * scripts/setup/tensorflow.ts): what the probe reports, the setup script's contract, and
  * correctness against the cpu backend, with gpulab's fast kernels and with tfjs-node's own.
  * Under CI=true a native backend that cannot load FAILS the suite; elsewhere those tests skip
  * with the reason.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as device from '../../../lib/backends';
 import * as native from '../../../lib/backends/native';
-import { ROOT } from '../../support/helpers';
+import { inCi } from '../../../scripts/setup/test-deps';
+import { runScript } from '../../support/helpers';
 import { gradientComputation, relativeError, seeded, trainingComputation, valuesOn, type Computation } from '../../support/parity';
 
 /** ‖native − cpu‖∞ / ‖cpu‖∞ bound (TensorFlow's oneDNN sums in another order than tfjs' cpu backend). */
 const TOLERANCE = 1e-5;
-const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());
-const SCRIPT = path.join(ROOT, 'scripts', 'setup', 'tensorflow.cjs');
+const IN_CI = inCi();
+const SCRIPT = 'scripts/setup/tensorflow.ts';
 
 let probe: device.BackendProbe | undefined;
 const errors: Record<string, number> = {};
@@ -112,7 +112,7 @@ test("a failed setup's record becomes the probe's reason", async () => {
 test('setup:tensorflow: GPULAB_NATIVE=0 skips; a failing step prints step, reason and fix; --optional exits 0', () => {
   const env = { ...process.env };
   delete env.CI;
-  const skipped = spawnSync(process.execPath, [SCRIPT], { cwd: ROOT, encoding: 'utf8', env: { ...env, GPULAB_NATIVE: '0' } });
+  const skipped = runScript(SCRIPT, [], { env: { ...env, GPULAB_NATIVE: '0' } });
   assert.equal(skipped.status, 0);
   assert.match(skipped.stdout, /GPULAB_NATIVE=0: skipped/);
 
@@ -123,7 +123,7 @@ test('setup:tensorflow: GPULAB_NATIVE=0 skips; a failing step prints step, reaso
     fs.mkdirSync(path.join(dir, 'bin'));
     fs.writeFileSync(path.join(dir, 'bin', 'python3'), '#!/bin/sh\necho "ERROR: No matching distribution found for tensorflow-cpu==2.21.0" >&2\nexit 1\n', { mode: 0o755 });
     const failEnv = { ...env, PATH: `${path.join(dir, 'bin')}:${env.PATH}`, GPULAB_TF_CACHE: path.join(dir, 'cache') };
-    const failed = spawnSync(process.execPath, [SCRIPT, '--force'], { cwd: ROOT, encoding: 'utf8', env: failEnv });
+    const failed = runScript(SCRIPT, ['--force'], { env: failEnv });
     assert.equal(failed.status, 1, failed.stdout + failed.stderr);
     assert.match(failed.stderr, /FAILED at step "wheel": pip could not download tensorflow-cpu==2\.21\.0: .*No matching distribution/);
     assert.match(failed.stderr, /fix: check that `python3 -m pip download/);
@@ -131,7 +131,7 @@ test('setup:tensorflow: GPULAB_NATIVE=0 skips; a failing step prints step, reaso
     const status = JSON.parse(fs.readFileSync(path.join(dir, 'cache', 'status-cpu.json'), 'utf8')) as native.SetupStatus;
     assert.equal(status.ok, false);
     assert.equal(status.step, 'wheel');
-    const optional = spawnSync(process.execPath, [SCRIPT, '--force', '--optional'], { cwd: ROOT, encoding: 'utf8', env: failEnv });
+    const optional = runScript(SCRIPT, ['--force', '--optional'], { env: failEnv });
     assert.equal(optional.status, 0);
     assert.match(optional.stderr, /FAILED at step "wheel"/);
   } finally {

@@ -1,8 +1,8 @@
 /**
  * The WebGPU (Dawn) backend: adapter description and ranking, clean teardown, and correctness
  * against the cpu backend on the ops a training run needs. On a machine without a GPU this runs
- * on Mesa lavapipe (scripts/setup/vulkan.sh). Under CI=true a missing adapter FAILS the suite;
- * elsewhere the GPU tests are skipped with the reason.
+ * on Mesa lavapipe (`npm run setup:test-deps` installs it). Under CI=true a missing adapter FAILS
+ * the suite; elsewhere the GPU tests are skipped with the reason and that command.
  *
  * Sizes are small on purpose: lavapipe emulates the GPU on the CPU, and every new shader costs a
  * compile (seconds, cold).
@@ -17,11 +17,11 @@ import * as registry from '../../../lib/backends/registry';
 import * as webgpu from '../../../lib/backends/webgpu';
 import { ROOT } from '../../support/helpers';
 import * as train from '../../../lib/train';
+import { skipUnlessInstalled } from '../../support/system-deps';
 import { fusedStepErrors, gradientComputation, relativeError, seeded, seededBatch, trainingComputation, valuesOn, type Computation } from '../../support/parity';
 
 /** The relative error bound of the issue: ‖webgpu − cpu‖∞ / ‖cpu‖∞ ≤ 1e-5. */
 const TOLERANCE = 1e-5;
-const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());
 
 let probe: device.BackendProbe;
 const errors: Record<string, number> = {};
@@ -40,10 +40,9 @@ after(async () => {
 /** True when an adapter exists. Fails under CI (the software adapter must be there), else skips. */
 function haveAdapter(t: { skip: (msg: string) => void }): boolean {
   if (probe.available) return true;
-  if (IN_CI) {
-    assert.fail(`CI=true but no WebGPU adapter could be created (bash scripts/setup/vulkan.sh installs lavapipe): ${probe.reason}`);
-  }
-  t.skip(`no WebGPU adapter: ${probe.reason}`);
+  const skip = skipUnlessInstalled('a WebGPU adapter (on a machine without a GPU: lavapipe, software Vulkan)', probe.reason ?? 'no adapter');
+  if (!skip) assert.fail(`CI=true but no WebGPU adapter could be created (npm run setup:test-deps installs lavapipe): ${probe.reason}`);
+  t.skip(skip);
   return false;
 }
 

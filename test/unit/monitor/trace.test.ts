@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../../lib/backends';
 import * as trace from '../../../lib/monitor/trace';
-import type { MonitorRun } from '../../../lib/monitor/sampler';
+import { monitor, type MonitorRun } from '../../../lib/monitor/sampler';
 import { toSvg } from '../../../lib/charts';
 import { markProblems, svgMarks } from '../../support/chart-check';
 import { tempDir } from '../../support/helpers';
@@ -177,4 +177,14 @@ test('recordingCost times the same step with and without the recorder', async ()
   assert.equal(cost.repeats, 2);
   assert.ok(Number.isFinite(cost.chainUsPerKernel) && Number.isFinite(cost.usPerKernel));
   assertSameRegistry(registry('cpu'), registry('cpu'));
+});
+
+test('a sampler running alongside traceSteps gets its samples in between steps: they become the trace\'s counters', async () => {
+  await useBackend('cpu');
+  const s = seedLikeStep();
+  const { value: t, run } = await monitor((_sampler) => trace.traceSteps(s.step, s.batches(), { steps: 4, warmup: 1 }), { intervalMs: 1, nvidiaSmi: false });
+  s.dispose();
+  const doc = trace.toChromeTrace(t, { counters: run });
+  assert.deepEqual(trace.traceProblems(doc), []);
+  assert.ok(doc.traceEvents.some((e) => e.ph === 'C' && e.name === 'tf.memory()'), `no counter inside the trace window (${run.samples.length} samples)`);
 });

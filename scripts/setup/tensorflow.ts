@@ -1,28 +1,35 @@
-#!/usr/bin/env node
-// npm run setup:tensorflow [-- --gpu] [-- --optional] [-- --force]
-//
-// Builds the native TensorFlow backend (`tensorflow` in tfjs) against today's TensorFlow:
-// the binding of @tensorflow/tfjs-node 4.22 (or tfjs-node-gpu with --gpu) compiled against the
-// libraries and headers of pip's TensorFlow 2.21 wheel, instead of the libtensorflow 2.9.1 that
-// the package's own install script downloads (CUDA 11.2 only; unreachable on some machines).
-//
-//   1. package   @tensorflow/tfjs-node(-gpu) is in node_modules (installed without its scripts)
-//   2. wheel     `python3 -m pip download` the wheel(s) into .tensorflow/wheels (git-ignored)
-//   3. extract   only libtensorflow_cc / libtensorflow_framework and tensorflow/include
-//                (--gpu: also the nvidia-* CUDA 12 libraries) into .tensorflow/<variant>-<version>/
-//   4. link      node_modules/@tensorflow/tfjs-node/deps/{include,lib} → that folder
-//   5. build     the binding with npm's bundled node-gyp (Node's own headers when present)
-//   6. check     a fresh `node` loads the package and runs on the 'tensorflow' backend
-//
-// Idempotent: when the binding loads and matches the wanted TensorFlow, it says so and stops.
-// After `npm ci` has wiped node_modules, the binding is restored from .tensorflow/ (checked by
-// loading it) or rebuilt. Failures print the step, the reason and the fix; with --optional the
-// script then exits 0 so that `npm start` / `npm test` carry on with wasm (under CI=true the
-// native tests fail loudly instead). GPULAB_NATIVE=0 skips everything.
-'use strict';
-const { spawnSync } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
+/**
+ * npm run setup:tensorflow [-- --gpu] [-- --optional] [-- --force]
+ *
+ * Builds the native TensorFlow backend (`tensorflow` in tfjs) against today's TensorFlow:
+ * the binding of @tensorflow/tfjs-node 4.22 (or tfjs-node-gpu with --gpu) compiled against the
+ * libraries and headers of pip's TensorFlow 2.21 wheel, instead of the libtensorflow 2.9.1 that
+ * the package's own install script downloads (CUDA 11.2 only; unreachable on some machines).
+ *
+ *   1. package   @tensorflow/tfjs-node(-gpu) is in node_modules (installed without its scripts)
+ *   2. wheel     `python3 -m pip download` the wheel(s) into .tensorflow/wheels (git-ignored)
+ *   3. extract   only libtensorflow_cc / libtensorflow_framework and tensorflow/include
+ *                (--gpu: also the nvidia-* CUDA 12 libraries) into .tensorflow/<variant>-<version>/
+ *   4. link      node_modules/@tensorflow/tfjs-node/deps/{include,lib} → that folder
+ *   5. build     the binding with npm's bundled node-gyp (Node's own headers when present)
+ *   6. check     a fresh `node` loads the package and runs on the 'tensorflow' backend
+ *
+ * Idempotent: when the binding loads and matches the wanted TensorFlow, it says so and stops.
+ * After `npm ci` has wiped node_modules, the binding is restored from .tensorflow/ (checked by
+ * loading it) or rebuilt. Failures print the step, the reason and the fix; with --optional the
+ * script then exits 0 so that `npm start` / `npm test` carry on with wasm (under CI=true the
+ * native tests fail loudly instead). GPULAB_NATIVE=0 skips everything.
+ *
+ * The Python run here (pip, and zipfile to unpack only the libraries and headers from the wheel)
+ * is there because pip is: the wheel comes from pip, and Node has no zip reader of its own.
+ */
+import { spawnSync, type SpawnSyncOptions, type SpawnSyncReturns } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../../lib/fsutil';
+import { ensureNative } from './ensure-native';
 
 const TF_VERSION = '2.21.0';
 const TFJS_NODE_VERSION = '4.22.0';
@@ -41,30 +48,42 @@ const pkgDir = path.join(root, 'node_modules', pkgName);
 const statusFile = path.join(cacheDir, `status-${variant}.json`);
 const t0 = Date.now();
 
-const log = (msg) => console.log(`[setup:tensorflow] ${msg}`);
-const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const log = (msg: string) => console.log(`[setup:tensorflow] ${msg}`);
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+/** A failed step: its name, why it failed, and what fixes it. */
 class StepError extends Error {
-  constructor(step, reason, fix) {
+  constructor(
+    readonly step: string,
+    reason: string,
+    readonly fix: string,
+  ) {
     super(reason);
-    this.step = step;
-    this.fix = fix;
   }
 }
 
-function writeStatus(obj) {
+/** What the last run concluded, for the notebooks' fallback note (.tensorflow/status-<variant>.json). */
+interface Status {
+  ok: boolean;
+  step?: string;
+  reason?: string;
+  fix?: string;
+  tfVersion?: string;
+  gpu?: boolean;
+}
+
+function writeStatus(obj: Status): void {
   try {
-    fs.mkdirSync(cacheDir, { recursive: true });
-    const tmp = `${statusFile}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify({ ...obj, variant, package: pkgName, tensorflow: TF_VERSION, at: new Date().toISOString() }, null, 2)}\n`);
-    fs.renameSync(tmp, statusFile);
+    writeFileAtomic(statusFile, `${JSON.stringify({ ...obj, variant, package: pkgName, tensorflow: TF_VERSION, at: new Date().toISOString() }, null, 2)}\n`);
   } catch {
     /* the status file is a courtesy for the notebooks' fallback note */
   }
 }
 
-function run(step, cmd, argv, opts = {}) {
-  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 2 ** 20, ...opts });
+type RunOptions = SpawnSyncOptions & { fix?: string };
+
+function run(step: string, cmd: string, argv: readonly string[], opts: RunOptions = {}): SpawnSyncReturns<string> {
+  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 2 ** 20, ...opts }) as SpawnSyncReturns<string>;
   if (r.error) throw new StepError(step, `${cmd} could not run: ${r.error.message}`, opts.fix ?? `install ${cmd}`);
   if (r.status !== 0) {
     const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').filter(Boolean);
@@ -73,24 +92,28 @@ function run(step, cmd, argv, opts = {}) {
   return r;
 }
 
-function readJson(file) {
+function readJson<T>(file: string): T | null {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
   } catch {
     return null;
   }
 }
 
 /** N-API version folder node-pre-gyp resolves for the package (lib/napi-vN), as tfjs-node's index.js does. */
-function bindingPath() {
-  const binary = require(require.resolve('@mapbox/node-pre-gyp', { paths: [pkgDir] }));
+function bindingPath(): string {
+  const fromPackage = createRequire(path.join(pkgDir, 'package.json'));
+  const binary = fromPackage('@mapbox/node-pre-gyp') as { find: (packageJson: string) => string };
   return binary.find(path.join(pkgDir, 'package.json'));
 }
 
-const buildStamp = () => ({ package: pkgName, packageVersion: readJson(path.join(pkgDir, 'package.json'))?.version, tensorflow: TF_VERSION, variant, node: process.versions.modules });
+const buildStamp = () => ({ package: pkgName, packageVersion: readJson<{ version?: string }>(path.join(pkgDir, 'package.json'))?.version, tensorflow: TF_VERSION, variant, node: process.versions.modules });
+
+/** What loading the package in a fresh node showed. */
+type LoadResult = { ok: true; backend: string; tf: string; gpu: boolean; y: number[] } | { ok: false; reason: string };
 
 /** Loads the package in a fresh node and reports what TensorFlow runs. */
-function loadCheck() {
+function loadCheck(): LoadResult {
   const code = `
     const tf = require(${JSON.stringify(pkgName)});
     const b = tf.backend();
@@ -100,7 +123,7 @@ function loadCheck() {
   const r = spawnSync(process.execPath, ['-e', code], { cwd: root, encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' } });
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   try {
-    const res = JSON.parse(line);
+    const res = JSON.parse(line) as { backend: string; tf: string; gpu: boolean; y: number[] };
     if (res.backend !== 'tensorflow') return { ok: false, reason: `the package loaded but the backend is '${res.backend}'` };
     if (res.y.join(',') !== '7,10,15,22') return { ok: false, reason: `a 2×2 matmul gave ${res.y}` };
     return { ok: true, ...res };
@@ -110,11 +133,11 @@ function loadCheck() {
   }
 }
 
-function describeLoad(res) {
+function describeLoad(res: { tf: string; gpu: boolean }): string {
   return `TensorFlow ${res.tf} on ${res.gpu ? 'GPU' : 'CPU'} (${pkgName})`;
 }
 
-function dirSize(dir) {
+function dirSize(dir: string): number {
   let total = 0;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
@@ -126,25 +149,29 @@ function dirSize(dir) {
 
 // ---- steps ----
 
-function ensurePackage() {
+function ensurePackage(): void {
   if (fs.existsSync(path.join(pkgDir, 'binding.gyp'))) return;
   log(`1/6 package: ${pkgName} is not in node_modules; installing ${pkgName}@${TFJS_NODE_VERSION} without its install script`);
-  const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
-  run('package', npm[0], [...npm[1], 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', `${pkgName}@${TFJS_NODE_VERSION}`], {
+  const [npm, npmArgs] = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
+  run('package', npm, [...npmArgs, 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', `${pkgName}@${TFJS_NODE_VERSION}`], {
     fix: `run: npm install --no-save --ignore-scripts ${pkgName}@${TFJS_NODE_VERSION}`,
   });
   if (!fs.existsSync(path.join(pkgDir, 'binding.gyp'))) throw new StepError('package', `${pkgName} is still missing after npm install`, 'run npm ci');
   // `npm install` prunes what npm did not install itself, such as the nodejs-polars platform
-  // binary that scripts/setup/ensure-native.cjs unpacks (and --ignore-scripts skips our postinstall):
+  // binary that scripts/setup/ensure-native.ts unpacks (and --ignore-scripts skips our postinstall):
   // put it back.
-  run('package', process.execPath, [path.join(__dirname, 'ensure-native.cjs')], { fix: 'run: node scripts/setup/ensure-native.cjs' });
+  try {
+    ensureNative(root);
+  } catch (err) {
+    throw new StepError('package', (err as Error).message, 'run: node --import tsx scripts/setup/ensure-native.ts');
+  }
 }
 
 /**
  * --gpu: the nvidia-* requirements the TensorFlow wheel declares for its `and-cuda` extra, read
  * from the wheel's METADATA (so that only the CUDA wheels are fetched, not keras, numpy, …).
  */
-function cudaRequirements(wheelDir) {
+function cudaRequirements(wheelDir: string): string[] {
   const script = `
 import sys, zipfile, glob, os, re
 w = [p for p in glob.glob(os.path.join(sys.argv[1], 'tensorflow-*.whl'))][0]
@@ -158,18 +185,17 @@ for line in z.read(meta).decode().splitlines():
   return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
-function pipDownload(wheelDir) {
+function pipDownload(wheelDir: string): void {
   const base = ['-m', 'pip', 'download', '--timeout', '5', '--retries', '0', '--disable-pip-version-check', '--only-binary=:all:', '--no-deps', '-d', wheelDir];
   const spec = gpu ? `tensorflow==${TF_VERSION}` : pipSpec;
   const fix = `check that \`python3 -m pip download ${spec}\` works (internet access to PyPI, or a configured index); TensorFlow 2.21 ships wheels for CPython 3.10–3.13`;
-  const extra = [];
   const first = spawnSync('python3', [...base, spec], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (first.error) throw new StepError('wheel', `python3 could not run: ${first.error.message}`, 'install Python 3 with pip (Debian: apt-get install python3-pip)');
   if (first.status === 0) return gpu ? pipDownloadCuda(wheelDir, base, fix) : undefined;
   // This Python may have no matching wheel (e.g. a newer CPython): the libraries do not depend on
   // the Python version, so ask for the CPython 3.11 wheel explicitly.
   log('    no wheel for this Python; retrying for CPython 3.11 manylinux x86-64');
-  const second = spawnSync('python3', [...base, ...extra, '--python-version', '3.11', '--implementation', 'cp', '--platform', 'manylinux_2_27_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64', spec], { cwd: root, encoding: 'utf8' });
+  const second = spawnSync('python3', [...base, '--python-version', '3.11', '--implementation', 'cp', '--platform', 'manylinux_2_27_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64', spec], { cwd: root, encoding: 'utf8' });
   if (second.status !== 0) {
     const lines = [...new Set(`${first.stderr}\n${second.stderr}`.trim().split('\n').filter((l) => /ERROR|error/.test(l)))].slice(-4);
     throw new StepError('wheel', `pip could not download ${spec}: ${lines.join(' | ') || `exit ${second.status}`}`, fix);
@@ -178,7 +204,7 @@ function pipDownload(wheelDir) {
 }
 
 /** --gpu: download the CUDA 12 libraries (nvidia-* wheels) that tensorflow[and-cuda] pulls in. */
-function pipDownloadCuda(wheelDir, base, fix) {
+function pipDownloadCuda(wheelDir: string, base: readonly string[], fix: string): void {
   const reqs = cudaRequirements(wheelDir);
   if (!reqs.length) throw new StepError('wheel', `the tensorflow ${TF_VERSION} wheel declares no and-cuda requirements`, fix);
   log(`    CUDA wheels for tensorflow[and-cuda]: ${reqs.join(' ')}`);
@@ -186,7 +212,7 @@ function pipDownloadCuda(wheelDir, base, fix) {
 }
 
 /** Extracts the TensorFlow libraries + headers (and the nvidia-* libraries for --gpu) with Python's zipfile. */
-function extract(wheelDir, dest) {
+function extract(wheelDir: string, dest: string): number {
   const script = `
 import sys, zipfile, os, glob
 wheel_dir, dest, gpu = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
@@ -213,9 +239,9 @@ print(n)
   return Number(r.stdout.trim());
 }
 
-function ensureTree() {
+function ensureTree(): boolean {
   const stampFile = path.join(treeDir, '.complete.json');
-  if (readJson(stampFile)?.spec === pipSpec && fs.existsSync(path.join(tfDir, 'libtensorflow_cc.so.2'))) return false;
+  if (readJson<{ spec?: string }>(stampFile)?.spec === pipSpec && fs.existsSync(path.join(tfDir, 'libtensorflow_cc.so.2'))) return false;
   const wheelDir = path.join(cacheDir, 'wheels');
   fs.rmSync(wheelDir, { recursive: true, force: true });
   fs.mkdirSync(wheelDir, { recursive: true });
@@ -238,13 +264,13 @@ function ensureTree() {
 }
 
 /** node_modules/<pkg>/deps/include → the header tree; deps/lib holds relative symlinks to the libraries. */
-function linkDeps() {
+function linkDeps(): void {
   const deps = path.join(pkgDir, 'deps');
   fs.rmSync(deps, { recursive: true, force: true });
   fs.mkdirSync(path.join(deps, 'lib'), { recursive: true });
   fs.symlinkSync(path.relative(deps, path.join(tfDir, 'include')), path.join(deps, 'include'));
   const libDir = path.join(deps, 'lib');
-  const rel = (f) => path.relative(libDir, path.join(tfDir, f));
+  const rel = (f: string) => path.relative(libDir, path.join(tfDir, f));
   // binding.gyp links -ltensorflow -ltensorflow_framework; libtensorflow_cc.so.2 exports the
   // C and eager C API that libtensorflow.so.2 used to, and its soname is what the binding records.
   fs.symlinkSync(rel('libtensorflow_cc.so.2'), path.join(libDir, 'libtensorflow.so.2'));
@@ -255,17 +281,17 @@ function linkDeps() {
 }
 
 /** The CUDA library folders of the nvidia-* wheels (--gpu). */
-function nvidiaLibDirs() {
+function nvidiaLibDirs(): string[] {
   const nv = path.join(treeDir, 'nvidia');
   if (!fs.existsSync(nv)) return [];
   return fs.readdirSync(nv).map((d) => path.join(nv, d, 'lib')).filter((d) => fs.existsSync(d));
 }
 
-function nodeGyp() {
+function nodeGyp(): string {
   const candidates = [
-    process.env.npm_execpath && path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    process.env.npm_execpath ? path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') : null,
     path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  ].filter(Boolean);
+  ].filter((c): c is string => c !== null);
   const found = candidates.find((c) => fs.existsSync(c));
   if (!found) throw new StepError('build', `npm's bundled node-gyp was not found (looked in ${candidates.join(', ')})`, 'install node-gyp (npm install -g node-gyp) or run this through npm');
   return found;
@@ -275,12 +301,12 @@ function nodeGyp() {
  * Node's own headers: <prefix>/include/node of the running node (Debian's nodejs, nodejs.org
  * tarballs, nvm all ship them). When absent, node-gyp downloads the headers as usual.
  */
-function nodeDir() {
+function nodeDir(): string | null {
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? prefix : null;
 }
 
-function build(bindingFile) {
+function build(bindingFile: string): void {
   for (const tool of ['make', 'g++']) {
     if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) {
       throw new StepError('build', `${tool} is not installed`, 'install a C++ toolchain (Debian/Ubuntu: apt-get install build-essential)');
@@ -288,7 +314,7 @@ function build(bindingFile) {
   }
   const napi = /napi-v(\d+)/.exec(bindingFile)?.[1];
   const dir = nodeDir();
-  const argv = [nodeGyp(), 'rebuild', `--jobs=${Math.max(1, require('node:os').cpus().length)}`,
+  const argv = [nodeGyp(), 'rebuild', `--jobs=${Math.max(1, os.cpus().length)}`,
     '--module_name=tfjs_binding', `--module_path=${path.dirname(bindingFile)}`, `--napi_build_version=${napi}`];
   if (dir) argv.push(`--nodedir=${dir}`);
   const env = { ...process.env };
@@ -310,7 +336,7 @@ function build(bindingFile) {
   log(`    built ${path.relative(root, bindingFile)} in ${secs(Date.now() - t)}`);
 }
 
-function main() {
+function main(): number {
   if (/^(0|false|no|off)$/i.test(process.env.GPULAB_NATIVE ?? '')) {
     log('GPULAB_NATIVE=0: skipped; the notebooks run on wasm (or WebGPU)');
     return 0;
