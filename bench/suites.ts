@@ -202,7 +202,7 @@ export async function stepKernelsSuite(ctx: BenchContext, backends: readonly str
     for (const [kind, c] of [['stock', k.stock], ['fused', k.fused]] as const) {
       const tfOps = c.tensorflow ? `; ${c.tensorflow.total} TensorFlow ops, ${c.tensorflow.uploads} uploads` : '';
       out.results.push(result({ experiment: 'seed-step-kernels', variant: `${b}, ${kind} step`, metric: 'kernels', params: { backend: b, batchSize: 100, step: kind }, extra: { kernels: c.total, ...(c.tensorflow ? { tensorflowOps: c.tensorflow.total } : {}) } }, [c.total], ctx.ds));
-      out.rows.push({ experiment: 'kernels per seed step', variant: `${b}, ${kind} step`, median: c.total, unit: 'kernels', gflops: null, backend: b, note: `tf.profile${tfOps}` });
+      out.rows.push({ experiment: 'kernels per seed step', variant: `${b}, ${kind} step`, median: c.total, unit: 'kernels', gflops: null, backend: b, note: `kernel timeline (monitor.recordTrace)${tfOps}` });
     }
   }
   return { ...out, counts };

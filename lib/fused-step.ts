@@ -31,6 +31,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { countTensorflowOps, handleId, registerTensorflowOps, tfOp, updateInPlace } from './backends/native-ops';
+import { recordTrace } from './monitor/trace';
 
 /** Which step ran: tfjs's `optimizer.minimize` ('stock') or this module's ('fused'). */
 export type StepKind = 'stock' | 'fused';
@@ -467,10 +468,15 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions & { i
 /** Kernels one training step dispatched (see {@link countStepKernels}). */
 export interface StepKernelCount {
   backend: string;
-  /** tfjs kernels by name, as `tf.profile` records them (op-level `…__op` entries left out: they are not kernels). */
+  /**
+   * tfjs kernels by name that the op layer called during the step: the same count as the kernel
+   * timeline's `kernelsPerStep` (`monitor.traceSteps`, notebook 09), one home for "kernels per step".
+   */
   kernels: Record<string, number>;
   /** Their total. */
   total: number;
+  /** Kernels that those kernels called in turn (e.g. wasm's explicit Transposes inside BatchMatMul); not in `total`. */
+  nested: number;
   /**
    * On the native backend only: the TensorFlow ops really executed (a tfjs kernel may run none,
    * like `Identity`, or several), and the host arrays uploaded into new tensors; else null.
@@ -479,18 +485,21 @@ export interface StepKernelCount {
 }
 
 /**
- * Count the kernels of one call of `step` (e.g. `() => trainStep.run(xs, ys)`); its result is
- * disposed. Run it once before counting so one-off work (optimizer state, constants) is left out.
- * On the native backend the same step runs a second time, counted at TensorFlow's binding.
+ * Count the kernels of one call of `step` (e.g. `() => trainStep.run(xs, ys)`), recorded with the
+ * kernel-timeline recorder (`monitor.recordTrace`); its result is synced and disposed. Run it once
+ * before counting so one-off work (optimizer state, constants) is left out. On the native backend
+ * the same step runs a second time, counted at TensorFlow's binding.
  */
 export async function countStepKernels(step: () => tf.Tensor | tf.Tensor[]): Promise<StepKernelCount> {
-  const info = await tf.profile(() => {
-    tf.dispose(step());
-  });
+  const trace = await recordTrace((rec) => rec.step('count', step));
   const kernels: Record<string, number> = {};
   let total = 0;
-  for (const k of info.kernels) {
-    if (k.name.endsWith('__op')) continue;
+  let nested = 0;
+  for (const k of trace.kernels) {
+    if (k.depth > 0) {
+      nested++;
+      continue;
+    }
     kernels[k.name] = (kernels[k.name] ?? 0) + 1;
     total++;
   }
@@ -500,7 +509,7 @@ export async function countStepKernels(step: () => tf.Tensor | tf.Tensor[]): Pro
     const c = countTensorflowOps(() => tf.dispose(step()));
     tensorflow = { ops: c.ops, total: c.total, uploads: c.uploads };
   }
-  return { backend, kernels, total, tensorflow };
+  return { backend, kernels, total, nested, tensorflow };
 }
 
 /**
