@@ -40,18 +40,6 @@ export default defineConfig(
     },
   },
   {
-    // CommonJS scripts (setup launchers that must run before anything is built or installed)
-    // are modules in the `require` world, so `require` is what they are meant to use.
-    files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { ...globals.node } },
-    rules: {
-      '@typescript-eslint/no-require-imports': 'off',
-      // `const crypto = require('node:crypto')` names the module as Node's docs do, although
-      // Node also has a global `crypto`; shadowing a built-in global is fine in these scripts.
-      'no-redeclare': ['error', { builtinGlobals: false }],
-    },
-  },
-  {
     // The published site's one script runs in the reader's browser, not in Node.
     files: ['scripts/site/assets/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
