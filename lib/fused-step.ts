@@ -50,6 +50,21 @@ export function fusedStepAvailable(backend: string = tf.getBackend()): boolean {
   return FUSED_BACKENDS.includes(backend);
 }
 
+/**
+ * The backends where the fused step is the DEFAULT step (of `train.seedTrainStep`, `trainLoop`,
+ * `experiments.seedRun`), because it measured faster than the stock step there: native TensorFlow
+ * (82 → 22 kernels, 15.5 → 8.6 s for the seed experiment in the bench) and wasm (82 → 32 kernels,
+ * slightly faster). On `webgpu` (lavapipe, a software GPU) and the pure-JS `cpu` backend it
+ * measured ≈1.4× slower per step in notebook 09, so there it runs only when asked for
+ * (`step: 'fused'`). No hardware GPU has measured it yet.
+ */
+export const FUSED_DEFAULT_BACKENDS: readonly string[] = ['tensorflow', 'wasm'];
+
+/** True when the fused step is the default step on `backend` (default: the current one); see {@link FUSED_DEFAULT_BACKENDS}. */
+export function fusedStepIsDefault(backend: string = tf.getBackend()): boolean {
+  return FUSED_DEFAULT_BACKENDS.includes(backend);
+}
+
 /** One dense layer of a plan: its variables, their positions in `model.trainableWeights`, its activation. */
 interface DensePlan {
   name: string;

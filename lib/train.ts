@@ -21,9 +21,9 @@ import { AccumulatingOptimizer } from './accumulate';
 import { BatchSource, sliceTensorBatches, type Batch as DataBatch } from './data/batches';
 import type { ImageSet } from './data/image-set';
 import { timeBatches } from './monitor/pipeline';
-import { createFusedStep, fusedStepAvailable, planFusedStep, sgdSettings, type StepKind } from './fused-step';
+import { createFusedStep, fusedStepAvailable, fusedStepIsDefault, planFusedStep, sgdSettings, type StepKind } from './fused-step';
 
-export { countStepKernels, fusedStepAvailable, kernelCountTable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
+export { countStepKernels, FUSED_DEFAULT_BACKENDS, fusedStepAvailable, fusedStepIsDefault, kernelCountTable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
 
 export { AccumulatingOptimizer, accumulating } from './accumulate';
 export { checkpointed, CheckpointedSegment, segmentSizes, type CheckpointOptions } from './checkpoint';
@@ -272,9 +272,11 @@ export interface SeedStepOptions {
   /** Default `softmaxCrossEntropy` (on logits, one-hot targets). */
   loss?: LossName | LossFn;
   /**
-   * `'fused'` or `'stock'`. Default: fused where the backend, model, optimizer and loss allow it
-   * ({@link fusedStepAvailable}, {@link planFusedStep}), else stock. Asking for `'fused'` where it
-   * is not possible falls back to stock with a warning that says why.
+   * `'fused'` or `'stock'`. Default: fused where the model, optimizer and loss allow it
+   * ({@link planFusedStep}) on a backend where it measured faster ({@link fusedStepIsDefault}:
+   * native TensorFlow and wasm), else stock. `'fused'` also runs it on webgpu and cpu
+   * ({@link fusedStepAvailable}). Asking for `'fused'` where it is not possible falls back to
+   * stock with a warning that says why.
    */
   step?: StepKind;
 }
@@ -299,7 +301,7 @@ export interface SeedTrainStep {
  *
  * ```ts
  * const step = train.seedTrainStep(model, { learningRate: 0.001, momentum: 0.9 });
- * step.kind;                           // 'fused' on tensorflow, wasm, webgpu and cpu for a dense MLP
+ * step.kind;                           // 'fused' by default on tensorflow and wasm for a dense MLP
  * const loss = step.run(xs, ys);        // one update; the mean loss
  * step.dispose();
  * ```
@@ -314,6 +316,8 @@ export function seedTrainStep(model: tf.LayersModel, options: SeedStepOptions = 
     why = 'asked for';
   } else if (!fusedStepAvailable()) {
     why = `the fused step does not run on the ${tf.getBackend()} backend`;
+  } else if (options.step === undefined && !fusedStepIsDefault()) {
+    why = `on the ${tf.getBackend()} backend the fused step measured slower than the stock one, so it runs only when asked for (step: 'fused')`;
   } else if (!settings.ok) {
     why = settings.reason;
   } else {
@@ -458,8 +462,9 @@ export interface TrainLoopOptions {
   /** Dispose each batch's tensors after its step (default true: the loop owns the batches). */
   disposeBatches?: boolean;
   /**
-   * The training step (see {@link seedTrainStep}): default the fused step wherever the backend,
-   * model, optimizer and loss allow it, else tfjs's `optimizer.minimize`; `'stock'` forces the
+   * The training step (see {@link seedTrainStep}): default the fused step where the model,
+   * optimizer and loss allow it on a backend where it measured faster (native TensorFlow, wasm),
+   * else tfjs's `optimizer.minimize`; `'stock'` forces the
    * latter (for before/after comparisons). {@link TrainResult.step} says which ran, and why.
    */
   step?: StepKind;

@@ -196,7 +196,7 @@ test('the fused step leaks nothing: tensors flat per step, all freed by dispose'
     await device.activateBackend(backend);
     const model = train.mlp({ inputs: 20, hidden: [10], outputs: 4, inputShape: [4, 5] });
     const before = tf.memory().numTensors;
-    const step = train.seedTrainStep(model, {});
+    const step = train.seedTrainStep(model, { step: 'fused' });
     const { xs, ys } = seededBatch(6, [4, 5], 4, 1);
     tf.dispose(step.run(xs, ys));
     const after1 = tf.memory().numTensors;

@@ -216,6 +216,26 @@ test('trainLoop takes the fused step by default where it can, the stock one when
   tf.dispose([xs, ys, labels]);
 });
 
+test('the fused step is the default only where it measured faster (native, wasm); on cpu it runs when asked for', async () => {
+  assert.deepEqual([...train.FUSED_DEFAULT_BACKENDS].sort(), ['tensorflow', 'wasm']);
+  await useBackend('cpu');
+  const model = train.mlp({ inputs: 6, hidden: [8], outputs: 3, seed: 2 });
+  const byDefault = train.seedTrainStep(model);
+  assert.equal(byDefault.kind, 'stock');
+  assert.match(byDefault.reason, /cpu backend the fused step measured slower/);
+  byDefault.dispose();
+  const asked = train.seedTrainStep(model, { step: 'fused' });
+  assert.equal(asked.kind, 'fused');
+  asked.dispose();
+  model.dispose();
+  await useBackend('wasm');
+  const onWasm = train.mlp({ inputs: 6, hidden: [8], outputs: 3, seed: 2 });
+  const wasmDefault = train.seedTrainStep(onWasm);
+  assert.equal(wasmDefault.kind, 'fused');
+  wasmDefault.dispose();
+  onWasm.dispose();
+});
+
 test('seedTrainStep falls back to the stock step and says why; asking for fused where it cannot warns', async () => {
   await useBackend('wasm');
   const model = train.mlp({ inputs: 4, hidden: [3], outputs: 2 });
