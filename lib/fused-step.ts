@@ -8,7 +8,7 @@
  * of them tiny (`Identity` for every variable read, `Reshape` around every matmul, `Cast`,
  * a dozen for the loss and as many for its gradient, four per variable for the momentum update).
  * Each costs a dispatch, and the elementwise ones over the 392,000-weight first layer each
- * allocate and stream a fresh 1.5 MB. Here the backward pass is written out by hand:
+ * allocate and stream a fresh 1.5 MiB. Here the backward pass is written out by hand:
  *
  * - the loss gradient is `softmax(z) − labels` (no tape, no log-softmax chain);
  * - weight gradients are matmuls with transposed operands (`BatchMatMul` on 2-D operands, so no

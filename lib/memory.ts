@@ -339,7 +339,7 @@ export function leakVerdict(rows: readonly EpochMemory[]): LeakVerdict {
   const bytesPerEpoch = (later[later.length - 1].numBytes - later[0].numBytes) / n;
   const last = rows[rows.length - 1];
   const summary = leaking
-    ? `${variant}: leaks ≈${Math.round(tensorsPerEpoch)} tensors (${(bytesPerEpoch / MiB).toFixed(2)} MB) per epoch; ${last.tensorsAdded} tensors after ${rows.length - 1} epochs.`
+    ? `${variant}: leaks ≈${Math.round(tensorsPerEpoch)} tensors (${(bytesPerEpoch / MiB).toFixed(2)} MiB) per epoch; ${last.tensorsAdded} tensors after ${rows.length - 1} epochs.`
     : `${variant}: no growth after the first epoch (${last.tensorsAdded} tensors kept in total, e.g. optimizer slots).`;
   return { variant, leaking, tensorsPerEpoch, bytesPerEpoch, tensorsAdded: last.tensorsAdded, bytesAdded: last.bytesAdded, summary };
 }

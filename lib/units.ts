@@ -1,6 +1,6 @@
 /**
  * Byte units, so a conversion reads as what it is: `bytes / MiB`, never a written-out `2 ** 20`.
- * (Tables label these columns "MB" or "MiB"; the divisor is always 2^20 bytes.)
+ * (A value divided by `MiB` is labelled "MiB", never "MB": MB is 10^6 bytes.)
  */
 
 /** Bytes per mebibyte (2^20). */

@@ -85,7 +85,7 @@ export type CheckpointRow = {
   /** null for plain. */
   segments: number | null;
   /** Peak tensor MiB of one gradient computation above what was alive before it. */
-  peakMB: number;
+  peakMiB: number;
   /** Median ms of one training step (forward, backward, SGD update). */
   msPerStep: number;
   /** Fastest and slowest repeat, ms. */
@@ -118,7 +118,7 @@ export async function checkpointSweep(model: tf.LayersModel, batch: train.Batch,
     const row: CheckpointRow = {
       variant,
       segments,
-      peakMB: grads.addedBytes / MiB,
+      peakMiB: grads.addedBytes / MiB,
       msPerStep: t.median * 1e3,
       lo: t.min * 1e3,
       hi: t.max * 1e3,
@@ -196,7 +196,7 @@ export interface BudgetRow {
   /** microBatch × accumulate: the batch an update sees. */
   effectiveBatch: number | null;
   /** Peak tensor MiB of a step (an accumulation cycle) at that batch, everything included. */
-  peakMB: number | null;
+  peakMiB: number | null;
   /** Wall seconds of the training steps for one epoch of `epochSamples` at that batch, extrapolated from a few timed updates. */
   secondsPerEpoch: number | null;
   stoppedBy: memory.BatchSizeSearch['stoppedBy'];
@@ -229,10 +229,10 @@ export async function largestBatch(build: () => tf.LayersModel, technique: Techn
     const search = await memory.findMaxBatchSize((b) => update(b, 1), { budgetBytes: base + options.budgetBytes, start: options.start ?? 16, maxBatch: options.maxBatch ?? 8192, refineSteps: options.refineSteps });
     const best = search.best;
     let secondsPerEpoch: number | null = null;
-    let peakMB: number | null = null;
+    let peakMiB: number | null = null;
     if (best !== null) {
       const trial = search.trials.find((t) => t.batchSize === best && t.ok);
-      peakMB = trial?.peakBytes != null ? (trial.peakBytes - base) / MiB : null;
+      peakMiB = trial?.peakBytes != null ? (trial.peakBytes - base) / MiB : null;
       await update(best, 1);
       const timed = options.timedUpdates ?? 3;
       const r = await update(best, timed);
@@ -244,7 +244,7 @@ export async function largestBatch(build: () => tf.LayersModel, technique: Techn
       accumulate,
       microBatch: best,
       effectiveBatch: best === null ? null : best * accumulate,
-      peakMB,
+      peakMiB,
       secondsPerEpoch,
       stoppedBy: search.stoppedBy,
       search,

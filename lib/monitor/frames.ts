@@ -42,8 +42,8 @@ function gpuAt(gpu: readonly GpuSample[], tMs: number, maxAgeMs: number, index: 
  * The run as one polars DataFrame, one row per process sample, lined up with training events and
  * the GPU:
  *
- * `t_s, trigger, lag_ms, epoch, batch, cpu_pct, rss_mb, heap_used_mb, heap_total_mb, external_mb,
- * array_buffers_mb, tf_tensors, tf_mb, tf_gpu_mb, tf_memory_unreliable, gpu_util_pct,
+ * `t_s, trigger, lag_ms, epoch, batch, cpu_pct, rss_mib, heap_used_mib, heap_total_mib, external_mib,
+ * array_buffers_mib, tf_tensors, tf_mib, tf_gpu_mib, tf_memory_unreliable, gpu_util_pct,
  * gpu_mem_util_pct, gpu_mem_used_mib, gpu_mem_total_mib, gpu_temp_c, gpu_power_w, gpu_note`.
  *
  * `epoch`/`batch` are the epoch and the last finished batch at that moment (null before the first
@@ -74,14 +74,14 @@ export function toDataFrame(run: MonitorRun, options: { gpuIndex?: number } = {}
     f64('epoch', col((r) => r.epoch)),
     f64('batch', col((r) => r.batch)),
     f64('cpu_pct', col((r) => r.s.cpuPct)),
-    f64('rss_mb', col((r) => r.s.rssBytes / MiB)),
-    f64('heap_used_mb', col((r) => r.s.heapUsedBytes / MiB)),
-    f64('heap_total_mb', col((r) => r.s.heapTotalBytes / MiB)),
-    f64('external_mb', col((r) => r.s.externalBytes / MiB)),
-    f64('array_buffers_mb', col((r) => r.s.arrayBuffersBytes / MiB)),
+    f64('rss_mib', col((r) => r.s.rssBytes / MiB)),
+    f64('heap_used_mib', col((r) => r.s.heapUsedBytes / MiB)),
+    f64('heap_total_mib', col((r) => r.s.heapTotalBytes / MiB)),
+    f64('external_mib', col((r) => r.s.externalBytes / MiB)),
+    f64('array_buffers_mib', col((r) => r.s.arrayBuffersBytes / MiB)),
     f64('tf_tensors', col((r) => r.s.tfNumTensors)),
-    f64('tf_mb', col((r) => r.s.tfNumBytes / MiB)),
-    f64('tf_gpu_mb', col((r) => (r.s.tfNumBytesInGPU === null ? null : r.s.tfNumBytesInGPU / MiB))),
+    f64('tf_mib', col((r) => r.s.tfNumBytes / MiB)),
+    f64('tf_gpu_mib', col((r) => (r.s.tfNumBytesInGPU === null ? null : r.s.tfNumBytesInGPU / MiB))),
     bool('tf_memory_unreliable', col((r) => r.s.tfUnreliable)),
     f64('gpu_util_pct', col((r) => r.g?.utilizationPct ?? null)),
     f64('gpu_mem_util_pct', col((r) => r.g?.memoryUtilizationPct ?? null)),
@@ -141,10 +141,10 @@ export interface TimelineSeries {
 export const DEFAULT_TIMELINE: readonly TimelineSeries[] = [
   { column: 'cpu_pct', label: 'process CPU (% of one core)', panel: 'utilization (%)' },
   { column: 'gpu:utilizationPct', label: 'GPU utilization (nvidia-smi)', panel: 'utilization (%)' },
-  { column: 'rss_mb', label: 'process RSS', panel: 'memory (MB)' },
-  { column: 'heap_used_mb', label: 'JS heap used', panel: 'memory (MB)' },
-  { column: 'tf_mb', label: 'tf.memory() numBytes', panel: 'memory (MB)' },
-  { column: 'gpu:memoryUsedMiB', label: 'GPU memory used (nvidia-smi, MiB)', panel: 'memory (MB)' },
+  { column: 'rss_mib', label: 'process RSS', panel: 'memory (MiB)' },
+  { column: 'heap_used_mib', label: 'JS heap used', panel: 'memory (MiB)' },
+  { column: 'tf_mib', label: 'tf.memory() numBytes', panel: 'memory (MiB)' },
+  { column: 'gpu:memoryUsedMiB', label: 'GPU memory used (nvidia-smi, MiB)', panel: 'memory (MiB)' },
 ];
 
 /**

@@ -39,8 +39,8 @@ export interface KernelRow {
   meanMs: number | null;
   /** Share of the summed kernel time, in %. */
   sharePct: number | null;
-  /** Bytes allocated by the calls' outputs, in MB. */
-  allocatedMB: number;
+  /** Bytes allocated by the calls' outputs, in MiB (2^20 bytes). */
+  allocatedMiB: number;
   /** The distinct input shapes seen, e.g. `[1,100,784]×[1,784,500]`. */
   shapes: string;
 }
@@ -142,11 +142,11 @@ export function summarizeKernels(calls: readonly KernelCall[]): KernelRow[] {
       totalMs: total,
       meanMs: total === null ? null : total / g.calls.length,
       sharePct: total === null || !sum ? null : (100 * total) / sum,
-      allocatedMB: g.calls.reduce((a, c) => a + c.bytesAdded, 0) / MiB,
+      allocatedMiB: g.calls.reduce((a, c) => a + c.bytesAdded, 0) / MiB,
       shapes: [...g.shapes].slice(0, 3).join('; ') + (g.shapes.size > 3 ? ` (+${g.shapes.size - 3} more)` : ''),
     };
   });
-  return rows.sort((a, b) => (b.totalMs ?? 0) - (a.totalMs ?? 0) || b.allocatedMB - a.allocatedMB);
+  return rows.sort((a, b) => (b.totalMs ?? 0) - (a.totalMs ?? 0) || b.allocatedMiB - a.allocatedMiB);
 }
 
 /**
@@ -220,7 +220,7 @@ export async function profileStep(step: () => Syncable, options: { warmup?: numb
     ...k,
     calls: k.calls / repeats,
     totalMs: k.totalMs === null ? null : k.totalMs / repeats,
-    allocatedMB: k.allocatedMB / repeats,
+    allocatedMiB: k.allocatedMiB / repeats,
   }));
   const med = (xs: number[]) => (xs.length ? median(xs) : null);
   const reasons = [untimedReason, ...new Set(errors)].filter(Boolean);

@@ -629,8 +629,8 @@ export function toChromeTrace(trace: Trace, options: { counters?: MonitorRun } =
       const ts = (base + s.tMs) * 1000;
       if (ts < 0 || ts > trace.durationUs) continue;
       const mb = (b: number) => b / MiB;
-      ev.push({ name: 'process memory (MB)', ph: 'C', ts, pid: PID, tid: 0, args: { rss: mb(s.rssBytes), heap: mb(s.heapUsedBytes), external: mb(s.externalBytes) } });
-      ev.push({ name: 'tf.memory()', ph: 'C', ts, pid: PID, tid: 0, args: { tensors: s.tfNumTensors, MB: mb(s.tfNumBytes) } });
+      ev.push({ name: 'process memory (MiB)', ph: 'C', ts, pid: PID, tid: 0, args: { rss: mb(s.rssBytes), heap: mb(s.heapUsedBytes), external: mb(s.externalBytes) } });
+      ev.push({ name: 'tf.memory()', ph: 'C', ts, pid: PID, tid: 0, args: { tensors: s.tfNumTensors, MiB: mb(s.tfNumBytes) } });
       if (s.cpuPct !== null) ev.push({ name: 'process CPU (% of one core)', ph: 'C', ts, pid: PID, tid: 0, args: { cpu: s.cpuPct } });
     }
     for (const g of run.gpu) {

@@ -52,7 +52,7 @@ export function markProblems(items: readonly MarkItem[]): string[] {
       problems.push(`${where(i)} has no finite geometry`);
       continue;
     }
-    // A bar is flat only when its value is 0 (Vega's aria-label shows it: "peak added (MB): 0").
+    // A bar is flat only when its value is 0 (Vega's aria-label shows it: "peak added (MiB): 0").
     if (i.kind === 'rect' && !(i.width > eps && i.height > eps) && !(Math.max(i.width, i.height) > eps && zeroDatum(i.label))) {
       problems.push(`${where(i)} is ${fmt(i.width)}×${fmt(i.height)} px: not visible`);
     }

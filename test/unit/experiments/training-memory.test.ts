@@ -48,7 +48,7 @@ test('checkpointSweep: the plain row and one per segment count, exact gradients,
   assert.deepEqual(rows.map((r) => r.variant), ['plain', '1 segment', '3 segments']);
   assert.deepEqual(rows.map((r) => r.segments), [null, 1, 3]);
   assert.ok(rows.every((r) => r.maxRelativeError <= 1e-5 && r.msPerStep > 0 && r.lo <= r.msPerStep && r.msPerStep <= r.hi));
-  assert.ok(rows[2].peakMB < rows[0].peakMB, `3 segments ${rows[2].peakMB} MiB vs plain ${rows[0].peakMB} MiB`);
+  assert.ok(rows[2].peakMiB < rows[0].peakMiB, `3 segments ${rows[2].peakMiB} MiB vs plain ${rows[0].peakMiB} MiB`);
   assert.equal(tf.memory().numTensors, before, 'the sweep left tensors behind');
   const w = tm.snapshotWeights(model);
   assert.deepEqual(w.map((x) => x.length), model.getWeights().map((t) => t.size), 'the weights are still there (learning rate 0)');
@@ -67,7 +67,7 @@ test('largestBatch: plain, accumulation and checkpointing under one budget, time
   const ck = await tm.largestBatch(build, { name: 'ck', optimizer: 'momentum', segments: 'sqrt' }, options);
   for (const r of [plain, acc, ck]) {
     assert.equal(r.stoppedBy, 'budget', r.technique);
-    assert.ok(r.microBatch !== null && r.peakMB !== null && r.peakMB <= budgetBytes / 2 ** 20, `${r.technique}: ${r.microBatch} at ${r.peakMB} MiB`);
+    assert.ok(r.microBatch !== null && r.peakMiB !== null && r.peakMiB <= budgetBytes / 2 ** 20, `${r.technique}: ${r.microBatch} at ${r.peakMiB} MiB`);
     assert.ok(r.secondsPerEpoch !== null && r.secondsPerEpoch > 0);
   }
   assert.equal(acc.effectiveBatch, acc.microBatch! * 4);

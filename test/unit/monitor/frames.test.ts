@@ -58,8 +58,8 @@ test('toDataFrame: each sample gets the latest reading of its GPU no older than 
   assert.deepEqual(col('epoch'), [null, 0, 0, 1]);
   assert.deepEqual(col('batch'), [null, null, 0, null], 'the last finished batch, reset by a new epoch');
   assert.deepEqual(col('t_s'), [0, 0.15, 0.25, 1.5]);
-  assert.deepEqual(col('rss_mb'), [100, 100, 100, 100]);
-  assert.deepEqual(col('tf_gpu_mb'), [null, null, null, null]);
+  assert.deepEqual(col('rss_mib'), [100, 100, 100, 100]);
+  assert.deepEqual(col('tf_gpu_mib'), [null, null, null, null]);
   assert.deepEqual(monitor.toDataFrame(r, { gpuIndex: 1 }).getColumn('gpu_util_pct').toArray(), [null, 99, 99, null]);
   assert.equal(monitor.gpuToDataFrame(r).height, 3);
 });

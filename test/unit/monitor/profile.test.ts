@@ -36,7 +36,7 @@ test('profileStep: kernels of one training step by time and bytes, kernelMs vs w
   assert.ok(p.kernelSumMs! > 0);
   const shares = p.kernels.reduce((a, k) => a + k.sharePct!, 0);
   assert.ok(Math.abs(shares - 100) < 1e-6);
-  assert.ok(p.kernels.some((k) => k.allocatedMB > 0));
+  assert.ok(p.kernels.some((k) => k.allocatedMiB > 0));
   assert.equal(typeof p.kernelMs, 'number');
   assert.ok(p.wallMs >= p.kernelMs!, 'on wasm tf.time kernelMs is host time inside wallMs');
   assert.ok(p.syncedWallMs > 0 && p.profiledWallMs > 0);
