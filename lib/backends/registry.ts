@@ -174,8 +174,11 @@ export function cpuModel(): string {
   return (cpus[0]?.model ?? 'unknown CPU').replace(/\s+/g, ' ').trim();
 }
 
-/** An available backend that computes on this machine's CPU, provided by the npm package `pkg`. */
-export function cpuProbe(name: BackendName, rank: number, pkg: string, reason?: string): BackendProbe {
+/**
+ * An available backend that computes on this machine's CPU, provided by the npm package `pkg`
+ * (no package recorded when `pkg` is left out).
+ */
+export function cpuProbe(name: BackendName, rank: number, pkg?: string, reason?: string): BackendProbe {
   return {
     name,
     available: true,
@@ -185,7 +188,7 @@ export function cpuProbe(name: BackendName, rank: number, pkg: string, reason?: 
     adapter: null,
     rank,
     reason,
-    package: { name: pkg, version: versionOf(pkg) ?? 'unknown' },
+    ...(pkg ? { package: { name: pkg, version: versionOf(pkg) ?? 'unknown' } } : {}),
   };
 }
 
@@ -236,14 +239,5 @@ export function describeDevice(): DeviceInfo {
   if (current && current.backend === tf.getBackend()) return current;
   const name = (tf.getBackend() ?? 'none') as BackendName;
   const active = providers.get(name)?.describeActive?.() ?? {};
-  return deviceInfoFrom({
-    name,
-    available: true,
-    accelerator: false,
-    software: false,
-    deviceName: cpuModel(),
-    adapter: null,
-    rank: 0,
-    ...active,
-  });
+  return deviceInfoFrom({ ...cpuProbe(name, 0), ...active });
 }
