@@ -76,6 +76,14 @@ export interface MatMulThroughput {
   timing: Timing;
 }
 
+/** Warm-up runs of {@link matMulThroughput} (and so of {@link searchMatMul}) unless given. */
+const MATMUL_WARMUP = 2;
+
+/** Timed repeats of {@link matMulThroughput} unless given: 10, or 3 under `GPULAB_QUICK`. */
+function matMulRepeats(): number {
+  return pick(10, 3);
+}
+
 /**
  * Time `a·b` (optionally transposed operands) on the current backend through
  * {@link benchmark} and return GFLOP/s.
@@ -92,8 +100,8 @@ export async function matMulThroughput(
   const b = tf.randomUniform(transposeB ? [n, k] : [k, n], -1, 1, 'float32', 2);
   try {
     const timing = await benchmark(() => tf.matMul(a, b, transposeA, transposeB), {
-      warmup: options.warmup ?? 2,
-      repeats: options.repeats ?? pick(10, 3),
+      warmup: options.warmup ?? MATMUL_WARMUP,
+      repeats: options.repeats ?? matMulRepeats(),
     });
     const f = matMulFlops(m, k, n);
     let gflopsPerCpuSecond: number | null = null;
@@ -141,13 +149,14 @@ export async function searchMatMul(
     if (![s.m, s.k, s.n].every((d) => Number.isInteger(d) && d > 0)) throw new Error(`searchMatMul: dimensions must be positive integers, got ${s.m}×${s.k}·${s.k}×${s.n}`);
   }
   const budget = options.budgetSeconds ?? 3;
-  const runs = (options.warmup ?? 2) + (options.repeats ?? pick(10, 3));
-  const ordered = [...shapes].sort((a, b) => matMulFlops(a.m, a.k, a.n) - matMulFlops(b.m, b.k, b.n));
+  const warmup = options.warmup ?? MATMUL_WARMUP;
+  const repeats = options.repeats ?? matMulRepeats();
+  const runs = warmup + repeats;
+  const ordered = shapes.map((s) => ({ s, f: matMulFlops(s.m, s.k, s.n) })).sort((a, b) => a.f - b.f);
   const tried: MatMulThroughput[] = [];
   const skipped: MatMulSearch['skipped'] = [];
   let best: MatMulThroughput | null = null;
-  for (const s of ordered) {
-    const f = matMulFlops(s.m, s.k, s.n);
+  for (const { s, f } of ordered) {
     if (best) {
       const estimate = (f / (best.gflops * 1e9)) * runs;
       if (estimate > budget) {
@@ -155,7 +164,7 @@ export async function searchMatMul(
         continue;
       }
     }
-    const r = await matMulThroughput(s.m, s.k, s.n, { repeats: options.repeats, warmup: options.warmup, cpuTime: options.cpuTime });
+    const r = await matMulThroughput(s.m, s.k, s.n, { repeats, warmup, cpuTime: options.cpuTime });
     tried.push(r);
     if (!best || r.gflopsBest > best.gflopsBest) best = r;
   }
@@ -263,7 +272,7 @@ const SOFTMAX_OPS_PER_ELEMENT = 5;
  * moves). `string` counts 0: the native backend passes TensorFlow resource handles (a weight, an
  * accumulator) as string tensors, and no element data moves through the handle itself.
  */
-export function bytesPerElement(dtype: string | null | undefined): number {
+function bytesPerElement(dtype: string | null | undefined): number {
   switch (dtype) {
     case 'bool':
       return 1;
@@ -312,7 +321,7 @@ export function kernelCost(call: KernelCallShapes): KernelCost {
   const name = baseKernelName(call.name);
   const inDtype = (i: number) => call.inputDtypes?.[i] ?? null;
   const outDtype = (i: number) => call.outputDtypes?.[i] ?? null;
-  const inBytes = call.inputShapes.reduce<number>((a, s, i) => a + (present(s) ? elements(s) * bytesPerElement(inDtype(i)) : 0), 0);
+  const inBytes = call.inputShapes.reduce<number>((a, s, i) => a + elements(s) * bytesPerElement(inDtype(i)), 0);
   const outBytes = call.outputShapes.reduce<number>((a, s, i) => a + elements(s) * bytesPerElement(outDtype(i)), 0);
   const outElements = call.outputShapes.reduce<number>((a, s) => a + elements(s), 0);
   const cost = (kind: KernelKind, flops: number | null, bytes: number | null, note: string): KernelCost => ({

@@ -23,9 +23,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { deviceLabel } from './backends/device';
 import { benchmark, benchmarkWithin, isSynchronousBackend, settle, tinyOpChain, type Syncable, type Timing } from './timing';
-import { baseKernelName, kernelCost, MATMUL_KERNELS, searchMatMul, type KernelCost, type KernelKind, type MatMulShape } from './flops';
-import { matMulLayout } from './monitor/profile';
-import { kernelsByPhase, recordTrace, spanSeconds, traceSteps, type KernelSpan, type Trace, type TraceBatch, type TraceOptions } from './monitor/trace';
+import { kernelCost, searchMatMul, type KernelCost, type KernelKind, type MatMulShape } from './flops';
+import { kernelVariant, shapeText } from './monitor/profile';
+import { batchIterator } from './monitor/pipeline';
+import { kernelsByPhase, recordTrace, spanSeconds, topLevelKernels, traceSteps, type KernelSpan, type Trace, type TraceBatch, type TraceOptions } from './monitor/trace';
 import { isQuick } from './env';
 import { type Row } from './charts';
 
@@ -428,8 +429,7 @@ export interface KernelPoint {
 }
 
 function kernelLabel(k: KernelSpan): string {
-  if (!MATMUL_KERNELS.has(baseKernelName(k.name))) return k.name;
-  const layout = matMulLayout(k.inputShapes.map((s) => s ?? []), k.outputShapes);
+  const layout = kernelVariant(k.name, k.inputShapes, k.outputShapes);
   return layout ? `${k.name} · ${layout}` : k.name;
 }
 
@@ -456,7 +456,7 @@ export function kernelPoints(trace: Trace, ceilings: Ceilings | Roof, options: C
       call: i,
       kernel: kernelLabel(k),
       kind: cost.kind,
-      shapes: k.inputShapes.map((s) => (s ? `[${s.join(',')}]` : '–')).join('×'),
+      shapes: shapeText(k.inputShapes),
       flops: cost.flops,
       bytes: cost.bytes,
       intensity: cost.intensity,
@@ -489,7 +489,11 @@ export interface KernelTableRow {
 export function kernelTable(points: readonly KernelPoint[]): KernelTableRow[] {
   const total = points.reduce((a, p) => a + p.seconds, 0);
   const groups = new Map<string, KernelPoint[]>();
-  for (const p of points) groups.set(p.kernel, [...(groups.get(p.kernel) ?? []), p]);
+  for (const p of points) {
+    const group = groups.get(p.kernel);
+    if (group) group.push(p);
+    else groups.set(p.kernel, [p]);
+  }
   const rows = [...groups.entries()].map(([kernel, ps]) => {
     const seconds = ps.reduce((a, p) => a + p.seconds, 0);
     const flops = ps.every((p) => p.flops !== null) ? ps.reduce((a, p) => a + (p.flops as number), 0) : null;
@@ -583,7 +587,7 @@ export async function analyzeStep(
   options: AnalyzeStepOptions = {},
 ): Promise<StepAnalysis> {
   if (ceilings.backend !== tf.getBackend()) throw new Error(`analyzeStep(${variant}): the ceilings were measured on '${ceilings.backend}' but '${tf.getBackend()}' is running`);
-  const it = Symbol.asyncIterator in batches ? (batches as AsyncIterable<TraceBatch>)[Symbol.asyncIterator]() : (batches as Iterable<TraceBatch>)[Symbol.iterator]();
+  const it = batchIterator(batches);
   let trace: Trace;
   let timing: Timing;
   try {
@@ -613,7 +617,7 @@ export async function analyzeStep(
     points,
     table: kernelTable(points),
     regimes: regimeSummary(points),
-    kernelsPerStep: stepKernels.filter((k) => k.depth === 0).length,
+    kernelsPerStep: topLevelKernels(stepKernels).length,
     unknownKernels: [...new Set(points.filter((p) => p.kind === 'unknown').map((p) => p.kernel))],
     timing,
     msPerStep: timing.min * 1e3,
@@ -797,7 +801,7 @@ export async function fusedMatMulComparison(shape: MatMulShape = { m: 100, k: 78
       const trace = await recordTrace(() => {
         tf.tidy(fn);
       });
-      const top = trace.kernels.filter((k) => k.depth === 0);
+      const top = topLevelKernels(trace.kernels);
       const t = await benchmarkWithin(fn, { warmup: options.warmup ?? 2, repeats: options.repeats ?? (isQuick() ? 10 : 30), slowRepeats: options.repeats ?? 3, budgetSeconds: 0.05 });
       const work = top.filter((k) => kernelCost(k).kind !== 'no-op').length;
       rows.push({ backend: tf.getBackend(), variant, kernels: top.length, kernelNames: top.map((k) => k.name).join(', '), workKernels: work, ms: t.median * 1e3, timing: t, maxAbsDiff });

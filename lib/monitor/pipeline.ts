@@ -22,6 +22,16 @@ export interface BatchSplit {
   computeMs: number;
 }
 
+/** An iterator over `batches`, whether they come from a sync or an async iterable. */
+export function batchIterator<B>(batches: Iterable<B> | AsyncIterable<B>): Iterator<B> | AsyncIterator<B> {
+  return Symbol.asyncIterator in batches ? (batches as AsyncIterable<B>)[Symbol.asyncIterator]() : (batches as Iterable<B>)[Symbol.iterator]();
+}
+
+/** Resolves on the event loop's next turn, so timers (a sampler's) run in between. */
+export function yieldToTimers(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 /**
  * The data-vs-compute split: pull each batch from `batches` and run `step` on it, timing the wait
  * for the batch (the input pipeline) apart from the step (the compute: `step` resolves once its
@@ -35,7 +45,7 @@ export async function timeBatches<B>(
   options: { maxBatches?: number; after?: (batch: B, split: BatchSplit) => void | 'stop' | Promise<void | 'stop'> } = {},
 ): Promise<BatchSplit[]> {
   const max = options.maxBatches ?? Infinity;
-  const it = Symbol.asyncIterator in batches ? (batches as AsyncIterable<B>)[Symbol.asyncIterator]() : (batches as Iterable<B>)[Symbol.iterator]();
+  const it = batchIterator(batches);
   const out: BatchSplit[] = [];
   try {
     for (let index = 0; index < max; index++) {
@@ -105,7 +115,7 @@ export async function timePipeline(
     after: async (_batch, s) => {
       options.sampler?.event('batch-end', { epoch: options.epoch ?? null, batch: s.index, logs: { dataMs: s.dataMs, computeMs: s.computeMs } });
       // Let timers (the sampler's) run between batches, outside the timed parts.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await yieldToTimers();
     },
   });
   const out: BatchTiming[] = splits.map((s) => ({ batch: s.index, dataMs: s.dataMs, computeMs: s.computeMs, warmup: s.index < warmup }));

@@ -81,7 +81,7 @@ export interface StepProfile {
  * `transposeB`, `transposeA+B`, or `ambiguous` when square shapes allow several.
  * Autodiff of `x·W` emits `dx = dy·Wᵀ` (transposeB) and `dW = xᵀ·dy` (transposeA).
  */
-export function matMulLayout(inputShapes: readonly number[][], outputShapes: readonly number[][]): string {
+export function matMulLayout(inputShapes: readonly (readonly number[] | null | undefined)[], outputShapes: readonly (readonly number[])[]): string {
   if (inputShapes.length < 2 || !outputShapes.length || !inputShapes[0] || !inputShapes[1] || !outputShapes[0]) return '';
   const a = inputShapes[0].slice(-2);
   const b = inputShapes[1].slice(-2);
@@ -116,7 +116,16 @@ export function explainTimers(backend: string): string {
   }
 }
 
-function shapeKey(shapes: readonly (number[] | null | undefined)[]): string {
+/**
+ * The layout of one kernel call for tables ({@link matMulLayout} for matmul kernels, `''` for any
+ * other kernel).
+ */
+export function kernelVariant(name: string, inputShapes: readonly (readonly number[] | null | undefined)[], outputShapes: readonly (readonly number[])[]): string {
+  return MATMUL_KERNELS.has(baseKernelName(name)) ? matMulLayout(inputShapes, outputShapes) : '';
+}
+
+/** Shapes as text for tables and traces: `[100,784]×[784,500]`, with `–` for an input not given. */
+export function shapeText(shapes: readonly (readonly number[] | null | undefined)[]): string {
   return shapes.map((s) => (s ? `[${s.join(',')}]` : '–')).join('×');
 }
 
@@ -128,7 +137,7 @@ export function summarizeKernels(calls: readonly KernelCall[]): KernelRow[] {
     const key = c.variant ? `${c.name} · ${c.variant}` : c.name;
     const g = groups.get(key) ?? { calls: [], shapes: new Set<string>() };
     g.calls.push(c);
-    g.shapes.add(shapeKey(c.inputShapes));
+    g.shapes.add(shapeText(c.inputShapes));
     groups.set(key, g);
   }
   const real = calls.filter((c) => !c.composite);
@@ -187,7 +196,7 @@ export async function profileStep(step: () => Syncable, options: { warmup?: numb
       if (typeof t === 'object' && t && 'error' in t) errors.push(`tf.profile: ${t.error}`);
       return {
         name: k.name,
-        variant: MATMUL_KERNELS.has(baseKernelName(k.name)) ? matMulLayout(k.inputShapes, k.outputShapes) : '',
+        variant: kernelVariant(k.name, k.inputShapes, k.outputShapes),
         composite: k.name === '' || k.name.endsWith('__op'),
         ms: gpuUntimed ? null : typeof t === 'number' ? t : null,
         bytesAdded: k.bytesAdded,

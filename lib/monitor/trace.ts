@@ -24,6 +24,8 @@ import { writeFileAtomic } from '../fsutil';
 import { type ChartSpec, ganttChart, type Row } from '../charts';
 import { kernelCost, type KernelKind } from '../flops';
 import { type MonitorRun } from './sampler';
+import { shapeText } from './profile';
+import { batchIterator, yieldToTimers } from './pipeline';
 import { MiB } from '../units';
 
 // ---------------------------------------------------------------------------------------------
@@ -438,9 +440,7 @@ export async function traceSteps(
   const steps = options.steps ?? 3;
   const warmup = options.warmup ?? 2;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`traceSteps: steps must be ≥ 1, got ${steps}`);
-  const it = Symbol.asyncIterator in batches
-    ? (batches as AsyncIterable<TraceBatch>)[Symbol.asyncIterator]()
-    : (batches as Iterable<TraceBatch>)[Symbol.iterator]();
+  const it = batchIterator(batches);
   const next = async (i: number): Promise<TraceBatch> => {
     const r = await it.next();
     if (r.done) throw new Error(`traceSteps: the batches ran out after ${i} of ${warmup + steps} (warm-up ${warmup} + ${steps} recorded)`);
@@ -465,7 +465,7 @@ export async function traceSteps(
         }
         // Let timers run between steps (outside every phase): a sampler running alongside gets
         // its samples in, which become the trace file's counters.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToTimers();
       }
     }, options);
   } finally {
@@ -531,7 +531,7 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
       }
     }, options);
     const steps = kernelsByPhase(trace, 'step');
-    kernels = steps[steps.length - 1].kernels.filter((k) => k.depth === 0).length;
+    kernels = topLevelKernels(steps[steps.length - 1].kernels).length;
     gpu = trace.gpuTimestamps;
   }
   const p = Math.min(...plain);
@@ -599,10 +599,6 @@ export interface ChromeTrace {
 const PID = 1;
 const HOST_TID = 1;
 const GPU_TID = 2;
-
-function shapeText(shapes: readonly (readonly number[] | null)[]): string {
-  return shapes.map((s) => (s ? `[${s.join(',')}]` : '–')).join('×');
-}
 
 /**
  * The trace as Chrome trace-event JSON: phases and kernels as `X` events on the host thread
@@ -673,7 +669,9 @@ export function traceProblems(doc: unknown): string[] {
       if (typeof e.dur !== 'number' || !Number.isFinite(e.dur) || e.dur < 0) problems.push(`${where}: dur ${String(e.dur)} is not a finite number ≥ 0`);
       else if (typeof e.ts === 'number') {
         const key = `${e.pid}/${e.tid}`;
-        byThread.set(key, [...(byThread.get(key) ?? []), { ts: e.ts, end: e.ts + e.dur, name: String(e.name), i }]);
+        const spans = byThread.get(key) ?? [];
+        if (!spans.length) byThread.set(key, spans);
+        spans.push({ ts: e.ts, end: e.ts + e.dur, name: String(e.name), i });
       }
     }
     if (e.ph === 'C' && (!e.args || !Object.values(e.args).every((v) => typeof v === 'number' && Number.isFinite(v)))) problems.push(`${where}: a counter's args must all be finite numbers`);
@@ -715,6 +713,11 @@ export function writeChromeTrace(file: string, trace: Trace, options: { counters
 /** The phases of a kind (default `step`) with their kernels, in order. */
 export function kernelsByPhase(trace: Trace, kind: PhaseSpan['kind'] = 'step'): { phase: PhaseSpan; kernels: KernelSpan[] }[] {
   return trace.phases.filter((p) => p.kind === kind).map((phase) => ({ phase, kernels: trace.kernels.filter((k) => k.phase === phase.index) }));
+}
+
+/** The kernels the op layer called (depth 0), without the kernels those called in turn: "kernels per step". */
+export function topLevelKernels(kernels: readonly KernelSpan[]): KernelSpan[] {
+  return kernels.filter((k) => k.depth === 0);
 }
 
 /** The time a kernel span stands for: GPU busy time where recorded, else the host self time. */
