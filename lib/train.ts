@@ -341,6 +341,20 @@ export function seedTrainStep(model: tf.LayersModel, options: SeedStepOptions = 
   return stockStep(model, loss, options, why);
 }
 
+/**
+ * ‖a − b‖∞ / ‖b‖∞: the largest difference relative to the reference `b`'s largest magnitude (the
+ * absolute difference when `b` is all zero). NaN anywhere makes the result NaN.
+ */
+export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
 /** How closely the fused step's loss and gradients match autodiff's on one batch. */
 export interface StepParity {
   /** |fused − stock| / |stock| of the mean loss. */
@@ -358,22 +372,14 @@ export interface StepParity {
  */
 export async function stepParity(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, loss: LossName = 'softmaxCrossEntropy'): Promise<StepParity> {
   const stock = seedTrainStep(model, { step: 'stock', loss });
-  const fused = seedTrainStep(model, { loss });
+  const fused = seedTrainStep(model, { step: 'fused', loss });
   try {
     if (fused.kind !== 'fused') throw new Error(`stepParity: no fused step here: ${fused.reason}`);
     const a = stock.gradients(xs, ys);
     const b = fused.gradients(xs, ys);
     try {
-      const error = async (x: tf.Tensor, y: tf.Tensor) => {
-        const [u, v] = [await x.data(), await y.data()];
-        let diff = 0;
-        let scale = 0;
-        for (let i = 0; i < u.length; i++) {
-          diff = Math.max(diff, Math.abs(u[i] - v[i]));
-          scale = Math.max(scale, Math.abs(v[i]));
-        }
-        return scale === 0 ? diff : diff / scale;
-      };
+      // Read asynchronously: webgpu cannot read synchronously in Node.
+      const error = async (x: tf.Tensor, y: tf.Tensor) => relativeDifference(await x.data(), await y.data());
       const lossError = await error(b.loss, a.loss);
       const gradients = await Promise.all(b.grads.map((g, i) => error(g, a.grads[i])));
       return { loss: lossError, gradients, max: Math.max(lossError, ...gradients) };

@@ -43,13 +43,7 @@ export function maxRelativeDifference(a: readonly Float32Array[], b: readonly Fl
   let worst = 0;
   a.forEach((x, i) => {
     if (x.length !== b[i].length) throw new Error(`maxRelativeDifference: array ${i} has ${x.length} values vs ${b[i].length}`);
-    let diff = 0;
-    let scale = 0;
-    for (let j = 0; j < x.length; j++) {
-      diff = Math.max(diff, Math.abs(x[j] - b[i][j]));
-      scale = Math.max(scale, Math.abs(b[i][j]));
-    }
-    worst = Math.max(worst, scale === 0 ? diff : diff / scale);
+    worst = Math.max(worst, train.relativeDifference(x, b[i]));
   });
   return worst;
 }

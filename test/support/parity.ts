@@ -117,26 +117,12 @@ export function trainingComputation(seed: number): Computation {
 }
 
 /**
- * The fused training step against autodiff on the current backend: relative errors of the mean
- * loss and of each gradient (`train.seedTrainStep(model).gradients` with `step: 'fused'` against
- * `step: 'stock'`, i.e. `tf.variableGrads` through the model). Throws unless the fused step ran.
+ * The fused training step against autodiff on the current backend (`train.stepParity`): relative
+ * errors of the mean loss and of each gradient. Throws unless the fused step ran.
  */
 export async function fusedStepErrors(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, loss: train.LossName = 'softmaxCrossEntropy'): Promise<{ loss: number; grads: number[] }> {
-  const stock = train.seedTrainStep(model, { step: 'stock', loss });
-  const fused = train.seedTrainStep(model, { step: 'fused', loss });
-  try {
-    assert.equal(fused.kind, 'fused', fused.reason);
-    const a = stock.gradients(xs, ys);
-    const b = fused.gradients(xs, ys);
-    const values = async (t: tf.Tensor) => new Float32Array(await t.data()); // async: webgpu cannot read synchronously in Node
-    const errorOf = async (x: tf.Tensor, y: tf.Tensor) => relativeError(await values(x), await values(y));
-    const out = { loss: await errorOf(b.loss, a.loss), grads: await Promise.all(b.grads.map((g, i) => errorOf(g, a.grads[i]))) };
-    tf.dispose([a.loss, b.loss, ...a.grads, ...b.grads]);
-    return out;
-  } finally {
-    stock.dispose();
-    fused.dispose();
-  }
+  const p = await train.stepParity(model, xs, ys, loss);
+  return { loss: p.loss, grads: p.gradients };
 }
 
 /** A seeded one-hot batch for an MLP: inputs in [0, 1) of shape `[batch, ...inputShape]` and labels `[batch, classes]`. */

@@ -323,3 +323,14 @@ test('stepParity: the fused step against autodiff on one batch, or an error sayi
   model.dispose();
   tanh.dispose();
 });
+
+test('stepParity also runs where the fused step is not the default (cpu): it asks for the fused step itself', async () => {
+  await useBackend('cpu');
+  assert.ok(!train.FUSED_DEFAULT_BACKENDS.includes('cpu'), 'this test is about a backend without the fused default');
+  const { xs, ys, labels } = blobs(20, 784, 10, 62);
+  const model = train.simpleNN();
+  const p = await train.stepParity(model, xs, ys);
+  assert.ok(p.max < 1e-5, JSON.stringify(p));
+  tf.dispose([xs, ys, labels]);
+  model.dispose();
+});
