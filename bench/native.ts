@@ -23,12 +23,6 @@ import { matMulKernelSuite, result, type BenchContext, type MatMulShape, type Su
  */
 export const NATIVE_TARGETS = { seedSeconds: 10, convnetOverWasm: 5, fitOverLoop: 1.2, kernelsRatio: 0.5 } as const;
 
-/** True when both the native backend and wasm can run here. */
-export async function nativeAndWasmAvailable(): Promise<boolean> {
-  const probes = await device.listBackends();
-  return ['tensorflow', 'wasm'].every((n) => probes.find((p) => p.name === n)?.available);
-}
-
 /** One arm of {@link nativeVsWasmSeedSuite}. */
 interface SeedArm {
   key: 'native' | 'nativeStockStep' | 'nativeStock' | 'wasm' | 'wasmStockStep';
@@ -128,7 +122,7 @@ export async function convnetSuite(): Promise<SuiteOutput & { native: number; wa
     const t = timing.summarize(samples[b]);
     med[b] = t.median;
     const gflops = stepFlops / t.median / 1e9;
-    out.results.push(result({ experiment: 'convnet-step', variant: b, params: { batchSize: 100, arch: 'conv32-pool-conv64-pool-dense' }, extra: { gflops } }, samples[b], null));
+    out.results.push(result({ experiment: 'convnet-step', variant: b, params: { batchSize: 100, arch: 'conv32-pool-conv64-pool-dense', backend: b }, extra: { gflops } }, samples[b], null));
     out.rows.push({ experiment: 'convnet train step', variant: b, median: t.median, unit: 's/step', gflops, backend: b, note: `conv 32 → pool → conv 64 → pool → dense, batch 100; ${samples[b].length} steps over alternating rounds; FLOP = 3× forward` });
   }
   return { ...out, native: med.tensorflow, wasm: med.wasm };

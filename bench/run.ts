@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   add(stepKernels);
   let nvw: Awaited<ReturnType<typeof nativeBench.nativeVsWasmSeedSuite>> | null = null;
   let conv: Awaited<ReturnType<typeof nativeBench.convnetSuite>> | null = null;
-  if (await nativeBench.nativeAndWasmAvailable()) {
+  if (kernelBackends.length === 2) { // both native tensorflow and wasm can run here
     step('native tensorflow vs wasm: matmul kernels');
     add(await nativeBench.nativeKernelSuite());
     step('native tensorflow vs wasm: seed experiment, fused and stock step, epochs interleaved');
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const peakCpu = Math.max(first.peak.gflopsPerCpuSecond ?? 0, last.peak.gflopsPerCpuSecond ?? 0);
   for (const r of all) {
     const g = r.extra?.gflopsCounted ?? r.extra?.gflops;
-    const ran = typeof r.params?.backend === 'string' ? r.params.backend : r.experiment === 'convnet-step' ? r.variant : backend;
+    const ran = typeof r.params?.backend === 'string' ? r.params.backend : backend;
     const ceiling = ceilingOf(ran);
     r.extra = { ...r.extra, peakGflops: ceiling.gflops, ceilingBackend: ceilings[ran] ? ran : backend, ceilingShape: ceiling.shape, ...(typeof g === 'number' ? { pctOfPeak: (100 * g) / ceiling.gflops } : {}) };
     const c = r.extra.gflopsPerCpuSecond;

@@ -110,10 +110,11 @@ export async function matMulKernelSuite(experiment: string, shapes: MatMulShape[
   for (const fast of [false, true]) {
     await kernelSets.withKernels(fast ? set : null, [set], async () => {
       const label = fast ? labels.fast : labels.stock;
+      const backend = tf.getBackend();
       for (const s of shapes) {
         const r = await flops.matMulThroughput(s.m, s.k, s.n, { transposeA: s.tA, transposeB: s.tB, repeats });
-        out.results.push(result({ experiment, variant: `${label}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels: label }, extra: { gflops: r.gflops } }, r.timing.samples, null));
-        out.rows.push({ experiment: experiment.replace('-', ' '), variant: `${label}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
+        out.results.push(result({ experiment, variant: `${label}: ${s.op}`, params: { m: s.m, k: s.k, n: s.n, transposeA: s.tA, transposeB: s.tB, kernels: label, backend }, extra: { gflops: r.gflops } }, r.timing.samples, null));
+        out.rows.push({ experiment: experiment.replace('-', ' '), variant: `${label}: ${s.op}`, median: r.timing.median, unit: 's/matmul', gflops: r.gflops, backend, note: `${s.m}×${s.k}·${s.k}×${s.n}` });
       }
     });
   }
