@@ -11,7 +11,6 @@ import pl from 'nodejs-polars';
 import { describeDevice, deviceLabel, type DeviceInfo } from './backends/device';
 import { sendBundle, VEGALITE_MIME, type MimeBundle } from './display';
 
-export { VEGALITE_MIME, type MimeBundle } from './display';
 
 /** A Vega-Lite v5 top-level spec (re-exported so notebooks need no vega-lite import). */
 export type ChartSpec = TopLevelSpec;

@@ -193,8 +193,6 @@ export interface FusedStep {
    * computed by the same code as {@link run}, without updating anything.
    */
   gradients(xs: tf.Tensor, ys: tf.Tensor): { loss: tf.Scalar; grads: tf.Tensor[] };
-  /** Steps run so far. */
-  readonly steps: number;
   /** Write the momentum state back to the optimizer (if one was given) and free the step's tensors. */
   dispose(): void;
 }
@@ -215,9 +213,6 @@ interface Ops {
   biasGrad(d: tf.Tensor): tf.Tensor;
   /** Mean loss and `(softmax(z) − ys)·scale`. */
   lossAndGrad(z: tf.Tensor, ys: tf.Tensor, scale: tf.Scalar): [tf.Scalar, tf.Tensor];
-  mul(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
-  add(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
-  sub(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
   /** `x` as `[batch, features]`. */
   flatten(x: tf.Tensor, features: number): tf.Tensor;
 }
@@ -260,9 +255,6 @@ function tfjsOps(plan: FusedPlan, c: Constants): Ops {
       const loss = tf.mul(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(p, clipLow, clipHigh)))), c.scalar(-1 / batch)) as tf.Scalar;
       return [loss, grad];
     },
-    mul: (a, b) => tf.mul(a, b),
-    add: (a, b) => tf.add(a, b),
-    sub: (a, b) => tf.sub(a, b),
     flatten: (x, features) => tf.reshape(x, [x.shape[0], features]),
   };
 }
@@ -281,9 +273,6 @@ function tensorflowOps(c: Constants): Ops {
       const axis = c.get('axis0', () => tf.tensor1d([0], 'int32'));
       return [op('Mean', { input: perExample, axis }) as tf.Scalar, op('Mul', { x: backprop, y: scale })];
     },
-    mul: (x, y) => op('Mul', { x, y }),
-    add: (x, y) => op('AddV2', { x, y }),
-    sub: (x, y) => op('Sub', { x, y }),
     flatten: (tensor, features) => op('Reshape', { tensor, shape: c.get(`flat${features}`, () => tf.tensor1d([-1, features], 'int32')) }),
   };
 }
@@ -309,11 +298,11 @@ interface Updater {
 }
 
 /**
- * The update in elementwise kernels (every backend). Momentum is kept scaled, u = lr·v, and the
+ * The update in elementwise tfjs kernels (every backend but native). Momentum is kept scaled, u = lr·v, and the
  * gradients come already multiplied by lr, so `u ← m·u + lr·g; w ← w − u` is three kernels per
  * variable (tfjs: four, plus casts); plain SGD is one.
  */
-function kernelUpdater(vars: readonly tf.Variable[], ops: Ops, c: Constants, lr: number, momentum: number, accumulations: Accumulations | null): Updater {
+function kernelUpdater(vars: readonly tf.Variable[], c: Constants, lr: number, momentum: number, accumulations: Accumulations | null): Updater {
   const velocity = momentum > 0
     ? tf.tidy(() => vars.map((w, i) => {
         const v = accumulations?.[i]?.variable;
@@ -324,11 +313,11 @@ function kernelUpdater(vars: readonly tf.Variable[], ops: Ops, c: Constants, lr:
     scale: (batch) => lr / batch,
     apply: (grads) => vars.forEach((w, i) => {
       if (velocity) {
-        const u = ops.add(ops.mul(velocity[i], c.scalar(momentum)), grads[i]);
+        const u = tf.add(tf.mul(velocity[i], c.scalar(momentum)), grads[i]);
         velocity[i].assign(u);
-        w.assign(ops.sub(w, u));
+        w.assign(tf.sub(w, u));
       } else {
-        w.assign(ops.sub(w, grads[i]));
+        w.assign(tf.sub(w, grads[i]));
       }
     }),
     exportTo: (acc) => velocity?.forEach((u, i) => tf.tidy(() => setAccumulation(acc, i, vars[i], tf.div(u, lr)))),
@@ -385,10 +374,10 @@ function setAccumulation(acc: Accumulations, i: number, w: tf.Variable, value: t
 
 /**
  * Build the fused step for a plan from {@link planFusedStep}, on the current backend (which must
- * be one of {@link FUSED_BACKENDS}). `inPlace` (native only, default true) updates the weights
- * in place through TensorFlow resource variables; false uses the elementwise update.
+ * be one of {@link FUSED_BACKENDS}). On native the weights are updated in place through
+ * TensorFlow resource variables, elsewhere by elementwise kernels.
  */
-export function createFusedStep(plan: FusedPlan, options: FusedStepOptions & { inPlace?: boolean }): FusedStep {
+export function createFusedStep(plan: FusedPlan, options: FusedStepOptions): FusedStep {
   const backend = tf.getBackend();
   if (!fusedStepAvailable(backend)) throw new Error(`createFusedStep: no fused step on the ${backend} backend (it runs on ${FUSED_BACKENDS.join(', ')})`);
   const { learningRate, momentum } = options;
@@ -406,9 +395,9 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions & { i
       throw new Error(`createFusedStep: the optimizer's accumulator ${i} has shape [${v.shape}], its variable [${w.shape}] (was it used with another model?)`);
     }
   });
-  const updater = native && (options.inPlace ?? true)
+  const updater = native
     ? inPlaceUpdater(vars, constants, learningRate, momentum, accumulations)
-    : kernelUpdater(vars, ops, constants, learningRate, momentum, accumulations);
+    : kernelUpdater(vars, constants, learningRate, momentum, accumulations);
   let steps = 0;
   let disposed = false;
 
@@ -462,9 +451,6 @@ export function createFusedStep(plan: FusedPlan, options: FusedStepOptions & { i
     },
     gradients(xs, ys) {
       return tf.tidy(() => lossAndGradients(xs, ys, (batch) => 1 / batch));
-    },
-    get steps() {
-      return steps;
     },
     dispose() {
       if (disposed) return;

@@ -490,13 +490,11 @@ export async function stepMemory(model: tf.LayersModel, batch: Batch, options: S
   };
   try {
     for (let i = 0; i < (options.warmup ?? 1); i++) await step();
-    const beforeBytes = tf.memory().numBytes;
-    const info = await tf.profile(step);
+    const { peakBytes, addedBytes: stepBytes } = await tensorPeak(step);
     const weightBytes = model.weights.reduce((sum, w) => sum + bytesOf(w.read().shape, w.dtype), 0);
     const optimizerBytes = await optimizerStateBytes(optimizer);
-    const batchBytes = bytesOf(batch.xs.shape, batch.xs.dtype) + bytesOf(batch.ys.shape, batch.ys.dtype);
-    const stepBytes = info.peakBytes - beforeBytes;
-    return { peakBytes: info.peakBytes, beforeBytes, stepBytes, weightBytes, optimizerBytes, batchBytes, totalBytes: weightBytes + optimizerBytes + batchBytes + stepBytes };
+    const batchBytes = tensorBytes(batch.xs) + tensorBytes(batch.ys);
+    return { peakBytes, beforeBytes: peakBytes - stepBytes, stepBytes, weightBytes, optimizerBytes, batchBytes, totalBytes: weightBytes + optimizerBytes + batchBytes + stepBytes };
   } finally {
     if (ownOptimizer) disposeOptimizer(optimizer);
   }

@@ -53,7 +53,8 @@ export function standInNotice(ds: DatasetFacts): string {
  * The data layer only reports where the data came from; printing it is the notebook's call.
  */
 export function announce(ds: DatasetFacts): void {
-  if (ds.source === 'generated-stand-in') notice(standInNotice(ds));
+  const text = standInNotice(ds);
+  if (text) notice(text);
 }
 
 function esc(s: string): string {

@@ -166,7 +166,7 @@ export async function benchmarkWithin(fn: () => Syncable | Promise<Syncable>, op
   const first = await benchmark(fn, { warmup: options.warmup, repeats: 1 });
   const repeats = first.min > options.budgetSeconds ? (options.slowRepeats ?? 2) : (options.repeats ?? 5);
   if (repeats <= 1) return first;
-  const rest = await benchmark(fn, { warmup: 0, repeats: repeats - 1 });
+  const rest = await benchmark(fn, { warmup: 0, repeats: repeats - 1, device: first.device });
   return { ...summarize([...first.samples, ...rest.samples]), device: first.device };
 }
 

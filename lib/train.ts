@@ -536,16 +536,17 @@ export async function trainLoop(model: tf.LayersModel, batchesFor: BatchesForEpo
   const accumulate = options.accumulate ?? 1;
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`trainLoop: accumulate must be a positive integer, got ${accumulate}`);
   if (accumulate > 1 && options.step === 'fused') throw new Error("trainLoop: accumulate runs the stock step (optimizer.minimize); it cannot be combined with step: 'fused'");
-  const optimizer = options.optimizer ?? seedOptimizer();
-  const accumulator = accumulate > 1 ? new AccumulatingOptimizer(optimizer, accumulate) : null;
+  // Without a given optimizer, the seed step makes (and frees) its own; only accumulation needs one here.
+  const ownOptimizer = accumulate > 1 && !options.optimizer ? seedOptimizer() : null;
+  const accumulator = accumulate > 1 ? new AccumulatingOptimizer(options.optimizer ?? ownOptimizer!, accumulate) : null;
   const loss = options.loss ?? 'softmaxCrossEntropy';
-  const step = accumulator ? accumulatingStep(model, accumulator, loss) : seedTrainStep(model, { optimizer, loss, step: options.step });
+  const step = accumulator ? accumulatingStep(model, accumulator, loss) : seedTrainStep(model, { optimizer: options.optimizer, loss, step: options.step });
   try {
     return await loopWith(step, batchesFor, options, accumulator);
   } finally {
     step.dispose();
-    accumulator?.dispose();
-    if (!options.optimizer) disposeOptimizer(optimizer);
+    accumulator?.dispose(); // drops a partial sum if a step threw
+    if (ownOptimizer) disposeOptimizer(ownOptimizer);
   }
 }
 
@@ -629,7 +630,6 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
       }
     } finally {
       last.pending?.dispose();
-      accumulator?.dispose(); // empty after the flush above; drops a partial sum if a step threw
     }
     if (batches === 0) throw new Error(`trainLoop: epoch ${epoch} produced no batches`);
     const log: EpochLog = {

@@ -146,7 +146,7 @@ export function packageOrder(nvidiaGpuVisible: boolean): NativePackage[] {
 }
 
 /** Record which package registered the `tensorflow` backend (the device probe calls it). */
-export function markLoaded(pkg: string): void {
+function markLoaded(pkg: string): void {
   loadedPackage = pkg;
 }
 

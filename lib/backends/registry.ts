@@ -158,11 +158,20 @@ export function runActivateHooks(name: string): void {
   for (const h of [...activateHooks]) if (h.name === name) h.hook();
 }
 
-/** The installed version of the npm package `pkg` (read from its package.json), or null when it is not installed. */
+const versions = new Map<string, string>();
+
+/**
+ * The installed version of the npm package `pkg` (read from its package.json once, then
+ * remembered), or null when it is not installed (asked again next time: it may be installed since).
+ */
 export function versionOf(pkg: string): string | null {
+  const known = versions.get(pkg);
+  if (known !== undefined) return known;
   try {
     const file = require.resolve(`${pkg}/package.json`);
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: string }).version ?? null;
+    const version = (JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: string }).version ?? null;
+    if (version !== null) versions.set(pkg, version);
+    return version;
   } catch {
     return null;
   }

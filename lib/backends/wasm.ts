@@ -35,7 +35,7 @@ export function loadedWasmPackage(): WasmPackage | null {
 }
 
 /** Probe the wasm backend: available whenever its package loads. */
-export async function probeWasm(): Promise<BackendProbe> {
+async function probeWasm(): Promise<BackendProbe> {
   try {
     await loadWasmPackage();
   } catch (err) {

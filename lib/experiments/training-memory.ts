@@ -53,7 +53,7 @@ export function maxRelativeDifference(a: readonly Float32Array[], b: readonly Fl
 // ---------------------------------------------------------------------------------------------
 
 /** `count` random batches of `batchSize` examples of `inputShape`, with one-hot labels of `classes`. */
-export function* randomBatches(count: number, batchSize: number, inputShape: readonly number[], classes = 10): Generator<train.Batch> {
+function* randomBatches(count: number, batchSize: number, inputShape: readonly number[], classes = 10): Generator<train.Batch> {
   for (let i = 0; i < count; i++) {
     yield tf.tidy(() => ({
       xs: tf.randomNormal([batchSize, ...inputShape]),
