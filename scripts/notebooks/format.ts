@@ -15,7 +15,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { writeFileAtomic } from '../../lib/fsutil';
+import { readFileOrThrow, writeFileAtomic } from '../../lib/fsutil';
 
 /** Multiline text as nbformat stores it: one string, or a list of lines. */
 export type MultilineText = string | string[];
@@ -103,12 +103,7 @@ function checkNotebook(value: unknown, file: string): Notebook {
 
 /** Read and check one notebook file. Throws an Error naming the file when it cannot be read, is not JSON or not an nbformat 4 notebook. */
 export function readNotebook(file: string): Notebook {
-  let raw: string;
-  try {
-    raw = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read the notebook (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
-  }
+  const raw = readFileOrThrow(file, 'the notebook', 'utf8');
   let value: unknown;
   try {
     value = JSON.parse(raw);

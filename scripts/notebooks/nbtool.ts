@@ -8,8 +8,8 @@
  * Percent form: a line `// %%` starts a code cell, `// %% [markdown]` a markdown cell whose lines
  * are written as `// text` comments (scripts/notebooks/format.ts).
  */
-import * as fs from 'node:fs';
 import { cleanNotebook, fromPercent, readNotebook, toPercent, writeNotebook } from './format';
+import { readFileOrThrow } from '../../lib/fsutil';
 
 const USAGE = 'usage: nbtool.ts from-percent SRC.ts OUT.ipynb | to-percent NB.ipynb | clean NB.ipynb ...';
 
@@ -17,13 +17,7 @@ const USAGE = 'usage: nbtool.ts from-percent SRC.ts OUT.ipynb | to-percent NB.ip
 function nbtool(argv: readonly string[]): number {
   const [cmd, ...args] = argv;
   if (cmd === 'from-percent' && args.length === 2) {
-    let src: string;
-    try {
-      src = fs.readFileSync(args[0], 'utf8');
-    } catch (err) {
-      throw new Error(`${args[0]}: cannot read the percent form (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
-    }
-    writeNotebook(args[1], fromPercent(src));
+    writeNotebook(args[1], fromPercent(readFileOrThrow(args[0], 'the percent form', 'utf8')));
   } else if (cmd === 'to-percent' && args.length === 1) {
     process.stdout.write(toPercent(readNotebook(args[0])));
   } else if (cmd === 'clean' && args.length > 0) {

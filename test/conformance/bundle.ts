@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { build } from 'esbuild';
 import * as ts from 'typescript';
 import { ROOT } from '../support/helpers';
+import { writeFileAtomic } from '../../lib/fsutil';
 
 /** tfjs-core's `dist/` folder (the ES modules the suite is written against). */
 export const CORE_DIST = path.join(path.dirname(require.resolve('@tensorflow/tfjs-core/package.json')), 'dist');
@@ -87,10 +88,7 @@ export async function buildCoreBundle(): Promise<string> {
     compilerOptions: { target: ts.ScriptTarget.ES5, module: ts.ModuleKind.CommonJS, allowJs: true, downlevelIteration: true },
     fileName: 'tfjs-core-tests.js',
   }).outputText;
-  const tmp = `${out}.${process.pid}.tmp`;
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(tmp, es5);
-  fs.renameSync(tmp, out);
+  writeFileAtomic(out, es5);
   for (const f of fs.readdirSync(path.dirname(out))) {
     if (/^tfjs-core-tests-[0-9a-f]+\.cjs$/.test(f) && f !== path.basename(out)) fs.rmSync(path.join(path.dirname(out), f), { force: true }); // stale builds
   }

@@ -8,10 +8,10 @@
  *   npm run test:conformance -- --files ops/mat_mul_test,ops/reshape_test
  *   npm run test:conformance -- --json results/local/conformance.json
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SUITE_BACKENDS, type SuiteBackend } from './lists';
 import { countsTable, describeRegressions, nativeUnavailable, runConformance } from './suite';
+import { writeFileAtomic } from '../../lib/fsutil';
 
 function arg(flag: string): string | undefined {
   const i = process.argv.indexOf(flag);
@@ -38,8 +38,7 @@ async function main(): Promise<number> {
   console.log(`\nwall time ${((performance.now() - t0) / 1000).toFixed(1)} s (runs two at a time)`);
   const json = arg('--json');
   if (json) {
-    fs.mkdirSync(path.dirname(path.resolve(json)), { recursive: true });
-    fs.writeFileSync(json, JSON.stringify(comparisons.map((c) => ({ backend: c.backend, regressions: c.regressions, gained: c.gained, stock: c.stock, gpulab: c.gpulab })), null, 1));
+    writeFileAtomic(path.resolve(json), JSON.stringify(comparisons.map((c) => ({ backend: c.backend, regressions: c.regressions, gained: c.gained, stock: c.stock, gpulab: c.gpulab })), null, 1));
   }
   let failed = 0;
   for (const c of comparisons) {

@@ -9,12 +9,12 @@
  * then the test environment is set, then the backend package and (for `gpulab`) gpulab's kernel
  * modules load, and only then are the spec files registered and run.
  */
-import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { buildCoreBundle, type CoreBundle } from './bundle';
 import { SUITE_BACKENDS, selectionFor, type SuiteBackend } from './lists';
 import { assertSingleCore, useBundledCore, type SingleCoreReport } from './single-core';
+import { writeFileAtomic } from '../../lib/fsutil';
 
 /** Loads modules at call time, after the shared tfjs-core is installed (a static import would load a second one). */
 const lateRequire = createRequire(__filename);
@@ -186,9 +186,7 @@ async function main(): Promise<void> {
     singleCore,
     seconds: (performance.now() - t0) / 1000,
   };
-  const tmp = `${args.out}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(result));
-  fs.renameSync(tmp, args.out);
+  writeFileAtomic(args.out, JSON.stringify(result));
 }
 
 main().then(

@@ -12,8 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { matchesTestFilters, parseTfjsNodeIgnoreList, selectionFor, tfjsNodeIgnoreList, wasmIncludeList } from '../conformance/lists';
 import { countsTable, describeRegressions, nativeUnavailable, runConformance, type Comparison } from '../conformance/suite';
 import { ROOT } from '../support/helpers';
+import { inCi } from '../../scripts/setup/test-deps';
 
-const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());
+const IN_CI = inCi();
 
 test("the backends' own spec lists: tfjs-node's ignore list from the installed package, wasm's include list as committed", () => {
   const { list } = tfjsNodeIgnoreList();

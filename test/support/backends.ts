@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import * as device from '../../lib/backends';
 import * as webgpu from '../../lib/backends/webgpu';
+import { inCi } from '../../scripts/setup/test-deps';
 
-const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());
+const IN_CI = inCi();
 
 /**
  * Make `name` the current backend, or skip the test (fail under CI) when it is not available

@@ -11,10 +11,11 @@ import * as device from '../../lib/backends';
 import * as fused from '../../lib/fused-step';
 import * as train from '../../lib/train';
 import { fusedStepErrors, relativeError, seededBatch } from '../support/parity';
+import { inCi } from '../../scripts/setup/test-deps';
 
 /** The bound: fused gradients within 1e-5 of autodiff's (relative to the largest). */
 const TOLERANCE = 1e-5;
-const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());
+const IN_CI = inCi();
 const errors: Record<string, number> = {};
 
 /** The models the parity checks use: the seed MLP, image-shaped input, two hidden layers (one linear), a softmax output. */

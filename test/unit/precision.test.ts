@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { listBackends, useBackend } from '../../lib/backends';
 import * as precision from '../../lib/precision';
+import { inCi } from '../../scripts/setup/test-deps';
 
 const {
   float32ToFloat16Bits: h, float16BitsToNumber: h2n, float32ToBfloat16Bits: b, bfloat16BitsToNumber: b2n, roundToFormat,
@@ -265,7 +266,7 @@ test('precisionMemoryBudget: float16 halves activations; mixed keeps float32 mas
 test('roundTensor agrees with the host conversion on the native backend too, where denormals are flushed to zero (0 stayed NaN in bfloat16 there)', async (t) => {
   const native = (await listBackends()).find((b) => b.name === 'tensorflow');
   if (!native?.available) {
-    if (process.env.CI === 'true') assert.fail(`the native tensorflow backend must load in CI: ${native?.reason}`);
+    if (inCi()) assert.fail(`the native tensorflow backend must load in CI: ${native?.reason}`);
     t.skip(`native tensorflow backend not available: ${native?.reason}`);
     return;
   }

@@ -9,8 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import * as device from '../../../lib/backends';
 import * as nativeOps from '../../../lib/backends/native-ops';
 import { relativeError, seeded } from '../../support/parity';
+import { inCi } from '../../../scripts/setup/test-deps';
 
-const IN_CI = /^(1|true|yes)$/i.test((process.env.CI ?? '').trim());
+const IN_CI = inCi();
 
 async function onNative(t: { skip: (msg: string) => void }): Promise<boolean> {
   const probe = (await device.listBackends()).find((p) => p.name === 'tensorflow')!;
