@@ -33,7 +33,7 @@ import * as device from '../lib/backends';
 import * as env from '../lib/env';
 import * as nb from '../lib/notebook';
 import * as results from '../lib/results';
-import * as train from '../lib/train';
+import * as experiments from '../lib/experiments';
 import * as wasmFast from '../lib/backends/wasm-fast';
 import * as nativeBench from './native';
 import * as suites from './suites';
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     console.log(`kernels per seed step on ${b}: stock ${k.stock.total} → fused ${k.fused.total}${tfOps} [aim ≤${T.kernelsRatio * 100}% of stock: ${ratio <= T.kernelsRatio ? 'met' : 'NOT met'}, ${(100 * ratio).toFixed(0)}%]`);
   }
   if (Object.keys(stepKernels.counts).length) {
-    console.log(nb.textTable(train.kernelCountTable(Object.fromEntries(Object.entries(stepKernels.counts).flatMap(([b, k]) => [[`${b} stock`, k.stock], [`${b} fused`, k.fused]])))));
+    console.log(nb.textTable(experiments.stepKernelsTable(stepKernels.counts)));
   }
   if (nvw) {
     console.log(`seed experiment on native, 5 epochs (same run, epochs interleaved): fused step ${nvw.native.toFixed(1)} s ` +

@@ -352,6 +352,14 @@ export interface SeedStepKernels {
 }
 
 /**
+ * {@link seedStepKernels} of several backends as one `train.kernelCountTable`: columns
+ * `<backend> stock` and `<backend> fused`, one row per kernel.
+ */
+export function stepKernelsTable(byBackend: Record<string, SeedStepKernels>): Record<string, string | number>[] {
+  return train.kernelCountTable(Object.fromEntries(Object.entries(byBackend).flatMap(([b, k]) => [[`${b} stock`, k.stock], [`${b} fused`, k.fused]])));
+}
+
+/**
  * Count the kernels of one seed training step (SimpleNN, SGD momentum, batch 100 of `set`) on
  * the current backend with tfjs's `optimizer.minimize` and with the fused step
  * (`train.countStepKernels`: tfjs kernels, and on native the TensorFlow ops too). Each step runs
