@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describeDevice, deviceLabel } from '../backends/device';
-import { sync, tinyOpChain, type Syncable } from '../timing';
+import { benchmark, sync, tinyOpChain, type Syncable } from '../timing';
 import { writeFileAtomic } from '../fsutil';
 import { type ChartSpec, ganttChart, type Row } from '../charts';
 import { kernelCost, type KernelKind } from '../flops';
@@ -182,6 +182,8 @@ export class TraceRecorder {
   private gpu: { be: WebGpuTimingInternals; original: () => Promise<number> } | null = null;
   private gpuNote = '';
   private readonly raw = new Map<KernelSpan, [bigint, bigint][]>();
+  /** Each span's attributes as the kernel got them (by span id), turned into {@link TraceAttr}s by {@link stop}, off the kernels' path. */
+  private readonly rawAttrs: (tf.NamedAttrMap | undefined)[] = [];
 
   constructor(private readonly options: TraceOptions = {}) {}
 
@@ -228,10 +230,11 @@ export class TraceRecorder {
         inputDtypes: inputs.map((t) => t?.dtype ?? null),
         outputShapes: [],
         outputDtypes: [],
-        attrs: attrsOf(params.attrs),
+        attrs: {},
         gpu: null,
       };
       this.spans.push(span);
+      this.rawAttrs.push(params.attrs);
       const entry: OpenSpan = { span, childUs: 0, gpuRaw: [] };
       // GPU timestamps arrive after the kernel returned (the query resolves later): keep the list.
       if (this.gpu) this.raw.set(span, entry.gpuRaw);
@@ -343,6 +346,7 @@ export class TraceRecorder {
     const durationUs = this.now();
     this.restore();
     this.state = 'stopped';
+    this.spans.forEach((span, i) => (span.attrs = attrsOf(this.rawAttrs[i])));
     const gpuTimestamps = this.alignGpu();
     const info = describeDevice();
     return {
@@ -518,17 +522,10 @@ export async function recordingCost(step: () => Syncable, options: { repeats?: n
   let kernels = 0;
   let gpu = false;
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < warmup + repeats; i++) {
-      const t0 = ms();
-      await sync(step());
-      if (i >= warmup) plain.push((ms() - t0) / 1000);
-    }
+    plain.push(...(await benchmark(step, { warmup, repeats })).samples);
     const trace = await recordTrace(async (rec) => {
-      for (let i = 0; i < warmup + repeats; i++) {
-        const t0 = ms();
-        await rec.step(`step ${i}`, step);
-        if (i >= warmup) recorded.push((ms() - t0) / 1000);
-      }
+      let i = 0;
+      recorded.push(...(await benchmark(() => rec.step(`step ${i++}`, step), { warmup, repeats })).samples);
     }, options);
     const steps = kernelsByPhase(trace, 'step');
     kernels = topLevelKernels(steps[steps.length - 1].kernels).length;
