@@ -21,6 +21,7 @@ import { AccumulatingOptimizer } from './accumulate';
 import { BatchSource, sliceTensorBatches, type Batch as DataBatch } from './data/batches';
 import type { ImageSet } from './data/image-set';
 import { timeBatches } from './monitor/pipeline';
+import { isSynchronousBackend, settle } from './timing';
 import { createFusedStep, fusedStepAvailable, fusedStepIsDefault, planFusedStep, sgdSettings, type StepKind } from './fused-step';
 
 export { countStepKernels, FUSED_DEFAULT_BACKENDS, fusedStepAvailable, fusedStepIsDefault, kernelCountTable, planFusedStep, type StepKernelCount, type StepKind } from './fused-step';
@@ -568,7 +569,8 @@ function accumulatingStep(model: tf.LayersModel, accumulator: AccumulatingOptimi
 async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, options: TrainLoopOptions, accumulator: AccumulatingOptimizer | null): Promise<TrainResult> {
   const { epochs } = options;
   const lossEvery = options.lossEvery ?? 0;
-  const syncEveryStep = options.syncEveryStep ?? true;
+  // On a synchronous backend every step has finished when it returns: nothing to wait for.
+  const waitEachStep = (options.syncEveryStep ?? true) && !isSynchronousBackend();
   const disposeBatches = options.disposeBatches ?? true;
   const maxBatches = options.maxBatchesPerEpoch ?? Infinity;
   const logs: EpochLog[] = [];
@@ -597,8 +599,8 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
           last.lossValue = (await pending.data())[0];
           losses.push(last.lossValue);
           finalLoss = last.lossValue;
-        } else if (syncEveryStep) {
-          await syncBackend(pending);
+        } else if (waitEachStep) {
+          await settle(pending); // one value read back: the device has finished the step
         }
       }, {
         maxBatches,
@@ -659,16 +661,6 @@ async function loopWith(step: SeedTrainStep, batchesFor: BatchesForEpoch, option
     finalLoss,
     step: { kind: step.kind, reason: step.reason },
   };
-}
-
-/**
- * Wait for the work queued so far, cheaply: synchronous backends (wasm, cpu, tensorflow) have
- * already finished; asynchronous ones (webgpu, webgl) read back one value of `t`.
- */
-async function syncBackend(t: tf.Tensor): Promise<void> {
-  const b = tf.getBackend();
-  if (b === 'wasm' || b === 'cpu' || b === 'tensorflow') return;
-  await t.data();
 }
 
 // ---------------------------------------------------------------------------------------------
