@@ -682,8 +682,9 @@ export async function anatomy(model: tf.LayersModel | (() => tf.LayersModel), op
   const bytes = () => tf.memory().numBytes;
   const start = bytes();
   const built = typeof model === 'function' ? model() : model;
-  const uniqueWeights = [...new Map(built.weights.map((w) => [w.read().id, w.read()])).values()];
-  const weights = typeof model === 'function' ? bytes() - start : uniqueWeights.reduce((a, t) => a + tensorBytes(t), 0);
+  const weights = typeof model === 'function'
+    ? bytes() - start
+    : [...new Map(built.weights.map((w) => { const t = w.read(); return [t.id, t]; })).values()].reduce((a, t) => a + tensorBytes(t), 0);
   const kind = typeof optimizer === 'string' ? optimizer : optimizerKind(optimizer);
   const o0 = bytes();
   const opt = typeof optimizer === 'string' ? makeOptimizer(optimizer, options.learningRate) : optimizer;

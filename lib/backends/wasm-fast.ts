@@ -145,23 +145,21 @@ function needsHelp(args: KernelArgs): boolean {
   return product(a.shape.slice(0, -2)) > 1 && product(b.shape.slice(0, -2)) === 1;
 }
 
-function fastBatchMatMul(args: KernelArgs): tf.TensorInfo {
-  if (!needsHelp(args)) {
-    stats.passthrough++;
-    return (originals.get('BatchMatMul')!.kernelFunc as unknown as RawKernelFunc)(args);
-  }
-  assertMatMulShapes(args, 'matMul');
-  return untransposedCall('BatchMatMul', args, {});
-}
-
-function fastFusedMatMul(args: KernelArgs): tf.TensorInfo {
-  if (!needsHelp(args)) {
-    stats.passthrough++;
-    return (originals.get('_FusedMatMul')!.kernelFunc as unknown as RawKernelFunc)(args);
-  }
-  assertMatMulShapes(args, 'fused matMul');
-  const { bias, preluActivationWeights } = args.inputs;
-  return untransposedCall('_FusedMatMul', args, { bias, preluActivationWeights });
+/**
+ * The override of a matmul kernel: the stock kernel where it is already fast, else its shape
+ * checks, then the call without transposes (and folded where it can be). `_FusedMatMul` passes its
+ * bias and PReLU weights on.
+ */
+function fastMatMul(kernel: 'BatchMatMul' | '_FusedMatMul', op: 'matMul' | 'fused matMul'): RawKernelFunc {
+  return (args) => {
+    if (!needsHelp(args)) {
+      stats.passthrough++;
+      return (originals.get(kernel)!.kernelFunc as unknown as RawKernelFunc)(args);
+    }
+    assertMatMulShapes(args, op);
+    const { bias, preluActivationWeights } = args.inputs;
+    return untransposedCall(kernel, args, kernel === '_FusedMatMul' ? { bias, preluActivationWeights } : {});
+  };
 }
 
 /**
@@ -264,7 +262,7 @@ function fastGather(args: KernelArgs): tf.TensorInfo {
  */
 export function installFastKernels(): void {
   if (installed) return;
-  const impls: Record<string, RawKernelFunc> = { BatchMatMul: fastBatchMatMul, _FusedMatMul: fastFusedMatMul, Slice: fastSlice, GatherV2: fastGather };
+  const impls: Record<string, RawKernelFunc> = { BatchMatMul: fastMatMul('BatchMatMul', 'matMul'), _FusedMatMul: fastMatMul('_FusedMatMul', 'fused matMul'), Slice: fastSlice, GatherV2: fastGather };
   for (const name of OVERRIDDEN_KERNELS) {
     const cfg = tf.getKernel(name, WASM);
     if (!cfg) throw new Error(`wasm-fast: kernel ${name} is not registered for the wasm backend (is ${WASM_PACKAGE} loaded? device.listBackends() or useBackend('wasm') loads it)`);

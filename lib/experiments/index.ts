@@ -524,7 +524,7 @@ export async function trainingThroughput(set: ImageSet, options: ThroughputOptio
       secondsPerEpoch: (options.epochSamples ?? set.count) / samplesPerSecond,
       gflops: f.counted / timing.median / 1e9,
       stepBytes: mem.stepBytes,
-      batchBytes: batches[0].xs.size * 4 + batches[0].ys.size * 4,
+      batchBytes: mem.batchBytes,
       timing,
       step: trainStep.kind,
     };
