@@ -14,6 +14,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+/** How to run npm from here: the npm that runs this script (`npm_execpath`, through this node), else `npm` on PATH. */
+export function npmCommand(): [string, string[]] {
+  return process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
+}
+
 const ROOT = path.resolve(__dirname, '..', '..');
 const log = (msg: string) => console.log(`[gpulab postinstall] ${msg}`);
 
@@ -58,7 +63,7 @@ export function ensureNative(root: string = ROOT): void {
   log(`npm skipped ${name}@${version}; fetching it with npm pack`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpulab-polars-'));
   try {
-    const [npm, npmArgs] = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
+    const [npm, npmArgs] = npmCommand();
     const out = execFileSync(npm, [...npmArgs, 'pack', `${name}@${version}`, '--silent', '--pack-destination', tmp], { cwd: tmp, encoding: 'utf8' });
     const tarball = path.join(tmp, out.trim().split('\n').pop() ?? '');
     const unpacked = path.join(tmp, 'unpacked');

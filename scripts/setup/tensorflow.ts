@@ -28,8 +28,9 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { findOnPath } from '../../lib/commands';
 import { writeFileAtomic } from '../../lib/fsutil';
-import { ensureNative } from './ensure-native';
+import { ensureNative, npmCommand } from './ensure-native';
 
 const TF_VERSION = '2.21.0';
 const TFJS_NODE_VERSION = '4.22.0';
@@ -152,7 +153,7 @@ function dirSize(dir: string): number {
 function ensurePackage(): void {
   if (fs.existsSync(path.join(pkgDir, 'binding.gyp'))) return;
   log(`1/6 package: ${pkgName} is not in node_modules; installing ${pkgName}@${TFJS_NODE_VERSION} without its install script`);
-  const [npm, npmArgs] = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
+  const [npm, npmArgs] = npmCommand();
   run('package', npm, [...npmArgs, 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', `${pkgName}@${TFJS_NODE_VERSION}`], {
     fix: `run: npm install --no-save --ignore-scripts ${pkgName}@${TFJS_NODE_VERSION}`,
   });
@@ -308,7 +309,7 @@ function nodeDir(): string | null {
 
 function build(bindingFile: string): void {
   for (const tool of ['make', 'g++']) {
-    if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) {
+    if (!findOnPath(tool)) {
       throw new StepError('build', `${tool} is not installed`, 'install a C++ toolchain (Debian/Ubuntu: apt-get install build-essential)');
     }
   }
@@ -350,9 +351,9 @@ function main(): number {
   try {
     ensurePackage();
     const bindingFile = bindingPath();
-    const cached = path.join(treeDir, 'bindings', `${pkgName.replace('/', '+')}-${buildStamp().packageVersion}`, path.basename(path.dirname(bindingFile)), 'tfjs_binding.node');
-    const stampFile = path.join(pkgDir, 'deps', '.gpulab-build.json');
     const stamp = buildStamp();
+    const cached = path.join(treeDir, 'bindings', `${pkgName.replace('/', '+')}-${stamp.packageVersion}`, path.basename(path.dirname(bindingFile)), 'tfjs_binding.node');
+    const stampFile = path.join(pkgDir, 'deps', '.gpulab-build.json');
     if (!force && fs.existsSync(bindingFile) && JSON.stringify(readJson(stampFile)) === JSON.stringify(stamp)) {
       const res = loadCheck();
       if (res.ok) {
