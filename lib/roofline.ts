@@ -529,6 +529,11 @@ export function regimeSummary(points: readonly KernelPoint[]): { regime: Regime;
     .filter((r) => r.calls > 0);
 }
 
+/** The share (%) of a step's kernel time in `regime`, from its {@link regimeSummary} (0 when no kernel is). */
+export function regimeShare(summary: ReturnType<typeof regimeSummary>, regime: Regime): number {
+  return summary.find((r) => r.regime === regime)?.sharePct ?? 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // A training step, diagnosed: trace, kernel points, table and time per step
 // ---------------------------------------------------------------------------------------------

@@ -165,6 +165,8 @@ test('kernelPoints and kernelTable: per call the fastest of the traced steps, sh
   close(table[0].ms, 1, 'ms per step');
   const summary = roofline.regimeSummary(points);
   assert.deepEqual(summary.map((r) => r.regime), ['compute-bound', 'memory-bound', 'overhead-bound']);
+  assert.equal(roofline.regimeShare(summary, 'memory-bound'), summary[1].sharePct);
+  assert.equal(roofline.regimeShare(summary, 'unknown'), 0, 'a regime no kernel is in has no share');
   assert.throws(() => roofline.kernelPoints({ ...trace, phases: [] }, roof), /no step phases/);
 });
 
