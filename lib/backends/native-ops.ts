@@ -36,9 +36,13 @@ import * as tf from '@tensorflow/tfjs';
 
 const TENSORFLOW = 'tensorflow';
 
-interface Binding {
+/** tfjs-node's binding to libtensorflow: the constants and calls gpulab uses (the types are not exported by tfjs-node). */
+export interface TfBinding {
+  TF_Version: string;
   TF_FLOAT: number;
   TF_INT32: number;
+  TF_BOOL: number;
+  TF_COMPLEX64: number;
   TF_ATTR_BOOL: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_STRING: number;
@@ -47,7 +51,8 @@ interface Binding {
   createTensor(...args: unknown[]): unknown;
   deleteTensor(id: number): void;
 }
-interface OpAttr {
+/** One attribute of a TensorFlow op call, as the binding takes it. */
+export interface OpAttr {
   name: string;
   type: number;
   value: unknown;
@@ -58,11 +63,16 @@ interface TensorData {
   values: unknown;
   refCount: number;
 }
-type NodeBackend = tf.KernelBackend & {
-  binding: Binding;
+/** tfjs-node's kernel backend (`NodeJSKernelBackend`): the parts gpulab calls. */
+export type NodeBackend = tf.KernelBackend & {
+  binding: TfBinding;
+  isUsingGpuDevice: boolean;
   tensorMap: { has(dataId: object): boolean; get(dataId: object): TensorData };
   executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.TensorInfo[];
+  /** Store values in the backend only (no engine tensor); TensorFlow gets them when an op first reads them. */
+  write(values: Int32Array | Float32Array, shape: number[], dtype: tf.DataType): object;
+  disposeData(dataId: object): boolean | void;
 };
 
 /** How one TensorFlow op is called: its inputs in TensorFlow's order, its outputs, its attributes. */
@@ -71,14 +81,15 @@ interface OpSpec {
   inputs: readonly string[];
   outputs: number;
   /** The TensorFlow attributes, from the kernel's tfjs attributes. */
-  attrs(b: Binding, attrs: Record<string, unknown>): OpAttr[];
+  attrs(b: TfBinding, attrs: Record<string, unknown>): OpAttr[];
 }
 
-const floatT = (b: Binding): OpAttr => ({ name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT });
-const int32 = (b: Binding, name: string): OpAttr => ({ name, type: b.TF_ATTR_TYPE, value: b.TF_INT32 });
-const bool = (b: Binding, name: string, value: unknown): OpAttr => ({ name, type: b.TF_ATTR_BOOL, value: value === true });
-const onlyT = (b: Binding) => [floatT(b)];
-const dtypeAttr = (b: Binding): OpAttr => ({ name: 'dtype', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT });
+/** The `T` attribute of an op on float32 values, which most TensorFlow ops take. */
+export const floatT = (b: TfBinding): OpAttr => ({ name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT });
+const int32 = (b: TfBinding, name: string): OpAttr => ({ name, type: b.TF_ATTR_TYPE, value: b.TF_INT32 });
+const bool = (b: TfBinding, name: string, value: unknown): OpAttr => ({ name, type: b.TF_ATTR_BOOL, value: value === true });
+const onlyT = (b: TfBinding) => [floatT(b)];
+const dtypeAttr = (b: TfBinding): OpAttr => ({ name: 'dtype', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT });
 /** ResourceHandle::ANONYMOUS_NAME: a variable owned by its handle, freed with the last handle (no name to clash). */
 const ANONYMOUS = 'cd2c89b7-88b7-44c8-ad83-06c2a9158347';
 
@@ -246,7 +257,7 @@ export function countTensorflowOps<T>(fn: () => T): TensorflowOpCount<T> {
   let uploads = 0;
   // A child of the binding object with two counting methods; the binding's own properties are
   // read-only (N-API), so they are shadowed, not replaced.
-  const counting = Object.create(original) as Binding;
+  const counting = Object.create(original) as TfBinding;
   Object.defineProperty(counting, 'executeOp', {
     value: (name: string, attrs: OpAttr[], ids: number[], n: number) => {
       ops[name] = (ops[name] ?? 0) + 1;

@@ -42,6 +42,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { nvidiaGpuName } from '../commands';
 import { repoRoot } from '../env';
+import { floatT, type NodeBackend, type OpAttr } from './native-ops';
 import { cpuModel, onActivate, registerBackendProvider, unavailable, versionOf, type BackendProbe } from './registry';
 
 const TENSORFLOW = 'tensorflow';
@@ -77,28 +78,6 @@ export interface SetupStatus {
   at?: string;
 }
 
-interface Binding {
-  TF_Version: string;
-  TF_FLOAT: number;
-  TF_INT32: number;
-  TF_BOOL: number;
-  TF_COMPLEX64: number;
-  TF_ATTR_BOOL: number;
-  TF_ATTR_TYPE: number;
-}
-interface OpAttr {
-  name: string;
-  type: number;
-  value: unknown;
-}
-type NodeBackend = tf.KernelBackend & {
-  binding: Binding;
-  isUsingGpuDevice: boolean;
-  executeSingleOutput(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[]): tf.TensorInfo;
-  /** Store values in the backend only (no engine tensor); TensorFlow gets them when an op first reads them. */
-  write(values: Int32Array | Float32Array, shape: number[], dtype: tf.DataType): object;
-  disposeData(dataId: object): boolean | void;
-};
 type KernelArgs = { inputs: Record<string, tf.TensorInfo | null | undefined>; backend: NodeBackend; attrs: Record<string, unknown> };
 type RawKernelFunc = (args: KernelArgs) => tf.TensorInfo;
 
@@ -311,7 +290,7 @@ const originals = new Map<string, tf.KernelConfig>();
 let installed = false;
 const stats = { matMul2d: 0, fused2d: 0, passthrough: 0, steps: 0, reshapes: 0 };
 
-const typeAttr = (be: NodeBackend, name = 'T'): OpAttr => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT });
+const typeAttr = (be: NodeBackend): OpAttr => floatT(be.binding);
 
 /** A constant one kernel call needs: its values, shape and dtype. */
 interface Constant {
